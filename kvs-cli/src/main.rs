@@ -1,0 +1,3 @@
+//! The `kvs` command.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! TODO: module ack (being written).

@@ -1,0 +1,1 @@
+//! TODO: module api (being written).

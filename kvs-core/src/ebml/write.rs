@@ -1,0 +1,1 @@
+//! EBML writer (being written).

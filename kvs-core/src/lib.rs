@@ -1,0 +1,31 @@
+//! # kvs-core
+//!
+//! The sans-IO core of kvs, an open toolkit for Amazon Kinesis Video Streams (KVS).
+//!
+//! Nothing in this crate opens a socket or a file, starts a thread, reads a clock or draws random
+//! numbers: time, wall-clock timestamps and random bytes are inputs. Every parser is push-based,
+//! bounded and returns typed errors; frame payloads are zero-copy [`bytes::Bytes`] slices.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`ebml`] | EBML variable-length integers, element headers, typed readers and a writer |
+//! | [`mkv`] | the streaming MKV decoder and the KVS producer / GetMedia encoders |
+//! | [`media`] | codec-private helpers: Annex-B/AVCC, avcC, hvcC, SPS dimensions, AAC, G.711 |
+//! | [`fragment`] | KVS fragment metadata: `AWS_KINESISVIDEO_*` tags, fragment numbers, timestamps |
+//! | [`api`] | the KVS HTTP API as typed operations, for clients and servers alike |
+//! | [`sigv4`] | SigV4 signing (feature `sign`) and verification |
+//! | [`ack`] | the PutMedia acknowledgement stream: incremental parser and writer |
+//! | [`credentials`] | AWS credentials, shared config files, the IoT credentials provider |
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod ack;
+pub mod api;
+pub mod credentials;
+pub mod ebml;
+pub mod fragment;
+pub mod media;
+pub mod mkv;
+pub mod sigv4;

@@ -1,0 +1,1 @@
+//! GetMedia document writer (being written).

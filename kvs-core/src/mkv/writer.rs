@@ -1,0 +1,1 @@
+//! Producer stream encoder (being written).

@@ -1,0 +1,1 @@
+//! TODO: module sigv4 (being written).
