@@ -2,7 +2,7 @@
 //!
 //! Everything here works on byte slices and never allocates. "Not enough bytes yet" is `Ok(None)`,
 //! so the push decoder in [`crate::mkv`] can wait for the next chunk; malformed bytes are a
-//! [`VintError`]. The writer lives in [`write`].
+//! [`VintError`]. The writer lives in [`write`](self::write).
 
 pub mod id;
 pub mod write;
@@ -175,7 +175,7 @@ pub fn read_float(data: &[u8]) -> Result<f64, VintError> {
 
 /// Reads a date element: signed nanoseconds since 2001-01-01T00:00:00 UTC (0 or 8 bytes).
 pub fn read_date(data: &[u8]) -> Result<i64, VintError> {
-    if data.len() != 0 && data.len() != 8 {
+    if !data.is_empty() && data.len() != 8 {
         return Err(VintError::ValueTooLong {
             kind: "date",
             len: data.len(),
