@@ -258,6 +258,10 @@ fn server_side_request_errors() {
         "{}",
         invalid.message
     );
+    let huge = format!(r#"{{"StreamName":"a","Pad":"{}"}}"#, "x".repeat(2 << 20));
+    let too_big = ApiRequest::from_http(&raw_request("/describeStream", &huge)).unwrap_err();
+    assert_eq!(too_big.kind, K::InvalidArgument);
+    assert!(too_big.message.contains("exceeds"), "{}", too_big.message);
     // Empty body is {}: DescribeStream then lacks both name and ARN.
     let empty = ApiRequest::from_http(&raw_request("/describeStream", "")).unwrap_err();
     assert_eq!(empty.kind, K::InvalidArgument);

@@ -110,10 +110,10 @@ fn check(json: &Value, tree: &Value, at: &str, errors: &mut Vec<String>) {
             }
         }
         ("string", Value::String(s)) => {
-            if let Some(values) = tree["enum"].as_array() {
-                if !values.iter().any(|v| v == s) {
-                    errors.push(format!("{at}: {s:?} not in enum {}", tree["shape"]));
-                }
+            if let Some(values) = tree["enum"].as_array()
+                && !values.iter().any(|v| v == s)
+            {
+                errors.push(format!("{at}: {s:?} not in enum {}", tree["shape"]));
             }
             let n = s.chars().count() as u64;
             if tree["min"].as_u64().is_some_and(|min| n < min)

@@ -125,6 +125,23 @@ impl MediaResponse {
     }
 }
 
+impl MediaResponse {
+    /// Client side, for a streamed response: reads the head. On a non-`2xx` status the caller
+    /// passes the (buffered, small) error body and gets the [`ApiError`] it carries.
+    pub fn from_parts(parts: &http::response::Parts, error_body: &[u8]) -> Result<Self, ApiError> {
+        if !parts.status.is_success() {
+            return Err(ApiError::from_response(parts, error_body));
+        }
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(MediaResponse { content_type })
+    }
+}
+
 impl ApiResponse for MediaResponse {
     /// The head with an empty body: the server streams the payload after it.
     fn to_http(&self, request_id: &str) -> http::Response<Bytes> {
@@ -137,15 +154,9 @@ impl ApiResponse for MediaResponse {
 
     /// Reads the head; the body (when the status is `2xx`) is ignored here.
     fn from_http(response: &http::Response<Bytes>) -> Result<Self, ApiError> {
-        if !response.status().is_success() {
-            return Err(ApiError::from_http(response));
-        }
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        Ok(MediaResponse { content_type })
+        let mut head = http::Response::new(());
+        *head.status_mut() = response.status();
+        *head.headers_mut() = response.headers().clone();
+        Self::from_parts(&head.into_parts().0, response.body())
     }
 }

@@ -104,7 +104,7 @@ pub trait ApiOperation: Serialize + DeserializeOwned + Validate + Sized {
     /// members, unknown enum values and constraint violations `InvalidArgumentException`.
     fn from_http(request: &http::Request<Bytes>) -> Result<Self, ApiError> {
         check_route(request.method(), request.uri().path(), Self::OPERATION)?;
-        let value: Self = parse_json_body(request.body())?;
+        let value: Self = parse_json_body(request.body(), MAX_REQUEST_BODY)?;
         value.validate()?;
         Ok(value)
     }
@@ -137,17 +137,11 @@ impl<T: JsonResponse> ApiResponse for T {
         if !response.status().is_success() {
             return Err(ApiError::from_http(response));
         }
-        if response.body().len() > MAX_RESPONSE_BODY {
-            return Err(ApiError::serialization(format!(
-                "response body of {} bytes exceeds the {MAX_RESPONSE_BODY}-byte limit",
-                response.body().len()
-            )));
-        }
         let request_id = response
             .headers()
             .get(error::REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok());
-        parse_json_body(response.body()).map_err(|mut e| {
+        parse_json_body(response.body(), MAX_RESPONSE_BODY).map_err(|mut e| {
             e.request_id = request_id.map(str::to_owned);
             e
         })
@@ -171,10 +165,13 @@ fn strip_nulls(value: &mut serde_json::Value) {
     }
 }
 
-/// Parses a JSON body, mapping serde errors to the service's exceptions.
-fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.len() > MAX_REQUEST_BODY.max(MAX_RESPONSE_BODY) {
-        return Err(ApiError::serialization("body too large"));
+/// Parses a JSON body of at most `limit` bytes, mapping serde errors to the service's exceptions.
+fn parse_json_body<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, ApiError> {
+    if body.len() > limit {
+        return Err(ApiError::invalid_argument(format!(
+            "The body of {} bytes exceeds the limit of {limit} bytes.",
+            body.len()
+        )));
     }
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
