@@ -86,7 +86,8 @@ impl ProfileSet {
     /// Parses the text of a shared file.
     ///
     /// Comments start with `#` or `;` at the beginning of a line, or after whitespace at the end of
-    /// a line; `key = value` may have spaces around `=`; repeated sections merge (later values win).
+    /// a line (botocore keeps such a trailing comment in the value; kvs drops it, since no
+    /// region, key or URL contains whitespace); `key = value` may have spaces around `=`; repeated sections merge (later values win).
     /// In the config file, `[profile default]` takes precedence over `[default]`.
     pub fn parse(text: &str, kind: FileKind) -> Result<Self, ProfileParseError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
