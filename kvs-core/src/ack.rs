@@ -1,1 +1,0 @@
-//! TODO: module ack (being written).
