@@ -646,6 +646,36 @@ mod tests {
     }
 
     #[test]
+    fn real_x264_sps_642x362() {
+        // From ffmpeg/libx264 (High, level 3.0): 41×23 macroblocks, cropped right 7 and bottom 3
+        // (× 2 luma samples); ffprobe reports 642×362.
+        let nal = [
+            0x67, 0x64, 0x00, 0x1E, 0xAC, 0xD9, 0x40, 0xA4, 0x2F, 0xE2, 0x24, 0xC0, 0x44, 0x00,
+            0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xC8, 0x3C, 0x58, 0xB6, 0x58,
+        ];
+        let sps = Sps::parse(&nal).unwrap();
+        assert_eq!(
+            (sps.profile_idc, sps.constraint_flags, sps.level_idc),
+            (100, 0, 30)
+        );
+        assert_eq!(
+            (sps.pic_width_in_mbs, sps.pic_height_in_map_units),
+            (41, 23)
+        );
+        assert_eq!(
+            sps.crop,
+            Some(Crop {
+                left: 0,
+                right: 7,
+                top: 0,
+                bottom: 3
+            })
+        );
+        assert_eq!((sps.width, sps.height), (642, 362));
+        assert!(sps.vui_present && sps.frame_mbs_only);
+    }
+
+    #[test]
     fn sps_errors() {
         assert_eq!(
             Sps::parse(&[]).unwrap_err(),

@@ -531,11 +531,121 @@ impl<'a> HevcConfig<'a> {
 mod tests {
     use super::*;
 
-    // A VPS-shaped NAL unit (header type 32).
+    // VPS, SPS and PPS of a real libx265 Main-profile stream of 642×362 (ffmpeg testsrc):
+    // picture 648×368, conformance window right 3 and bottom 3 (× 2 luma samples), level 63.
     const VPS: &[u8] = &[
         0x40, 0x01, 0x0C, 0x01, 0xFF, 0xFF, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00,
-        0x03, 0x00, 0x00, 0x03, 0x00, 0x5D, 0x95, 0x98, 0x09,
+        0x03, 0x00, 0x00, 0x03, 0x00, 0x3F, 0x95, 0x98, 0x09,
     ];
+    const SPS: &[u8] = &[
+        0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00,
+        0x03, 0x00, 0x3F, 0xA0, 0x05, 0x12, 0x01, 0x71, 0xC9, 0x26, 0x59, 0x59, 0xA4, 0x93, 0x2B,
+        0xC0, 0x5A, 0x02, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x32, 0x10,
+    ];
+    const PPS: &[u8] = &[0x44, 0x01, 0xC1, 0x72, 0xB4, 0x62, 0x40];
+
+    #[test]
+    fn real_sps_fields() {
+        let sps = Sps::parse(SPS).unwrap();
+        let ptl = sps.profile_tier_level;
+        assert_eq!(
+            (
+                ptl.profile_space,
+                ptl.tier_flag,
+                ptl.profile_idc,
+                ptl.level_idc
+            ),
+            (0, false, 1, 63)
+        );
+        assert_eq!(ptl.compatibility_flags, [0x60, 0, 0, 0]);
+        assert_eq!(ptl.constraint_flags, [0x90, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            (
+                sps.max_sub_layers,
+                sps.temporal_id_nesting,
+                sps.chroma_format_idc
+            ),
+            (1, true, 1)
+        );
+        assert_eq!((sps.pic_width, sps.pic_height), (648, 368));
+        assert_eq!(
+            sps.conformance_window,
+            Some(ConformanceWindow {
+                left: 0,
+                right: 3,
+                top: 0,
+                bottom: 3
+            })
+        );
+        assert_eq!(
+            (
+                sps.width,
+                sps.height,
+                sps.bit_depth_luma,
+                sps.bit_depth_chroma
+            ),
+            (642, 362, 8, 8)
+        );
+    }
+
+    #[test]
+    fn hvcc_layout_matches_pic() {
+        let hvcc = build_hvcc(VPS, SPS, Some(PPS)).unwrap();
+        let mut expect = vec![
+            0x01, 0x01, 0x60, 0x00, 0x00, 0x00, 0x90, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3F, 0xF0,
+            0x00, 0xFC, 0xFD, 0xF8, 0xF8, 0x00, 0x00, 0x0F, 0x03,
+        ];
+        expect.extend_from_slice(&[0x20, 0x00, 0x01, 0x00, 24]);
+        expect.extend_from_slice(VPS);
+        expect.extend_from_slice(&[0x21, 0x00, 0x01, 0x00, 44]);
+        expect.extend_from_slice(SPS);
+        expect.extend_from_slice(&[0x22, 0x00, 0x01, 0x00, 7]);
+        expect.extend_from_slice(PPS);
+        assert_eq!(hvcc, expect);
+        assert_eq!(hvcc.len(), hvcc_len(VPS, SPS, Some(PPS)));
+
+        let cfg = HevcConfig::parse(&hvcc).unwrap();
+        assert_eq!(
+            cfg.profile_tier_level,
+            Sps::parse(SPS).unwrap().profile_tier_level
+        );
+        assert_eq!(
+            (
+                cfg.length_size,
+                cfg.num_temporal_layers,
+                cfg.temporal_id_nested
+            ),
+            (4, 1, true)
+        );
+        assert_eq!(
+            (cfg.chroma_format_idc, cfg.bit_depth_luma, cfg.arrays.len()),
+            (1, 8, 3)
+        );
+        assert_eq!(cfg.nalus_of_type(NAL_PPS).collect::<Vec<_>>(), vec![PPS]);
+        assert!(!cfg.arrays[0].complete);
+
+        // Without a PPS there are two arrays; from Annex-B with an SEI in between, the same bytes.
+        let two = build_hvcc(VPS, SPS, None).unwrap();
+        assert_eq!(two[22], 2);
+        assert_eq!(two.len(), 23 + 5 + 24 + 5 + 44);
+        let mut cpd = vec![0, 0, 0, 1];
+        cpd.extend_from_slice(VPS);
+        cpd.extend_from_slice(&[0, 0, 1, 0x4E, 0x01, 0x05, 0x01, 0x80, 0, 0, 0, 1]);
+        cpd.extend_from_slice(SPS);
+        cpd.extend_from_slice(&[0, 0, 1]);
+        cpd.extend_from_slice(PPS);
+        assert_eq!(hvcc_from_annexb(&cpd).unwrap(), hvcc);
+        assert!(matches!(
+            build_hvcc(SPS, SPS, None),
+            Err(MediaError::UnexpectedNalType { found: 33, .. })
+        ));
+        let mut small = [0u8; 10];
+        let mut w: &mut [u8] = &mut small;
+        assert!(matches!(
+            build_hvcc_into(VPS, SPS, None, &mut w),
+            Err(MediaError::BufferTooSmall { .. })
+        ));
+    }
 
     #[test]
     fn nal_types() {
