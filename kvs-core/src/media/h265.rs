@@ -230,6 +230,12 @@ impl Sps {
         let separate_colour_plane = chroma_format_idc == 3 && r.flag()?;
         let pic_width = r.ue_max(MAX_DIMENSION, "H.265 pic_width_in_luma_samples")?;
         let pic_height = r.ue_max(MAX_DIMENSION, "H.265 pic_height_in_luma_samples")?;
+        if pic_width == 0 || pic_height == 0 {
+            return Err(MediaError::OutOfRange {
+                what: "H.265 picture size (zero)",
+                value: 0,
+            });
+        }
         let conformance_window = if r.flag()? {
             Some(ConformanceWindow {
                 left: r.ue()?,

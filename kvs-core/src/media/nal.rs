@@ -340,15 +340,17 @@ pub fn avcc_to_annexb(avcc: &[u8], length_size: usize) -> Result<Vec<u8>, MediaE
 /// # Errors
 /// [`MediaError::TruncatedLengthPrefix`] or [`MediaError::NalLengthOverrun`].
 pub fn avcc_to_annexb_in_place(buf: &mut [u8]) -> Result<(), MediaError> {
-    let mut ranges = Vec::new();
-    let mut it = avcc_nalus(buf);
-    while let Some(r) = it.next_range() {
-        ranges.push(r?.start);
+    // Validate everything first, so an error leaves the buffer untouched.
+    let mut check = avcc_nalus(buf);
+    while let Some(r) = check.next_range() {
+        r?;
     }
-    for start in ranges {
-        if let Some(prefix) = buf.get_mut(start - 4..start) {
-            prefix.copy_from_slice(&START_CODE);
-        }
+    let mut pos = 0usize;
+    while let Some(prefix) = buf.get_mut(pos..pos + 4) {
+        let mut len = [0u8; 4];
+        len.copy_from_slice(prefix);
+        prefix.copy_from_slice(&START_CODE);
+        pos += 4 + u32::from_be_bytes(len) as usize;
     }
     Ok(())
 }
