@@ -343,22 +343,30 @@ fn h265_sizes_and_hvcc_match_ffmpeg() {
         return;
     }
     let dir = temp_dir("h265");
-    let quiet = ["-x265-params", "log-level=error"];
-    let cases: &[(&str, &str, u8, u8, u8)] = &[
-        // size, pix_fmt, expected general_profile_idc, chroma_format_idc, luma bit depth
-        ("352x288", "yuv420p", 1, 1, 8),
-        ("1920x1080", "yuv420p", 1, 1, 8),
-        ("642x362", "yuv420p", 1, 1, 8),
-        ("641x361", "yuv444p", 4, 3, 8),
-        ("642x362", "yuv420p10le", 2, 1, 10),
-        ("642x362", "yuv422p", 4, 2, 8),
+    let cases: &[(&str, &str, &str, u8, u8, u8)] = &[
+        // size, pix_fmt, x265 params, expected general_profile_idc, chroma_format_idc, luma depth
+        ("352x288", "yuv420p", "", 1, 1, 8),
+        ("1920x1080", "yuv420p", "", 1, 1, 8),
+        ("642x362", "yuv420p", "", 1, 1, 8),
+        ("641x361", "yuv444p", "", 4, 3, 8),
+        ("642x362", "yuv420p10le", "", 2, 1, 10),
+        ("642x362", "yuv422p", "", 4, 2, 8),
+        // Temporal sub-layers: profile_tier_level carries sub-layer flags.
+        ("642x362", "yuv420p", ":temporal-layers=1", 1, 1, 8),
     ];
-    for (i, &(size, pix_fmt, profile, chroma, depth)) in cases.iter().enumerate() {
-        let mut extra = vec!["-pix_fmt", pix_fmt, "-preset", "ultrafast"];
-        extra.extend_from_slice(&quiet);
+    for (i, &(size, pix_fmt, params, profile, chroma, depth)) in cases.iter().enumerate() {
+        let x265 = format!("log-level=error{params}");
+        let extra = [
+            "-pix_fmt",
+            pix_fmt,
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            &x265,
+        ];
         let clip = encode_video(&ffmpeg, &dir, &format!("c{i}"), size, "libx265", &extra);
         let probed = probe_size(&ffprobe, &clip.mkv);
-        let ctx = format!("case {i} {size} {pix_fmt}");
+        let ctx = format!("case {i} {size} {pix_fmt} {params}");
 
         let extracted = codec_private_from_keyframe(VideoCodec::H265, &clip.annexb).unwrap();
         assert_eq!((extracted.width, extracted.height), probed, "{ctx}");
@@ -408,6 +416,7 @@ fn h265_sizes_and_hvcc_match_ffmpeg() {
         let sps_nal = ours.nalus_of_type(h265::NAL_SPS).next().unwrap();
         let sps = h265::Sps::parse(sps_nal).unwrap();
         assert_eq!((sps.width, sps.height), probed, "{ctx}");
+        assert_eq!(sps.max_sub_layers > 1, !params.is_empty(), "{ctx}");
         check_framing(&clip.annexb);
     }
     std::fs::remove_dir_all(&dir).ok();
