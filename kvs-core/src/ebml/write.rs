@@ -350,10 +350,7 @@ mod tests {
             let mut out = Vec::new();
             assert_eq!(write_size_minimal(&mut out, v).unwrap(), want.len());
             assert_eq!(out, want, "value {v}");
-            assert_eq!(
-                read_size(&out).unwrap(),
-                Some((Size::Known(v), want.len()))
-            );
+            assert_eq!(read_size(&out).unwrap(), Some((Size::Known(v), want.len())));
         }
         assert!(matches!(
             minimal_size_len(MAX_ELEMENT_SIZE + 1),
@@ -381,8 +378,14 @@ mod tests {
                 max: 126
             })
         );
-        assert_eq!(write_size(&mut out, 1, 9), Err(EncodeError::InvalidWidth(9)));
-        assert_eq!(write_size(&mut out, 1, 0), Err(EncodeError::InvalidWidth(0)));
+        assert_eq!(
+            write_size(&mut out, 1, 9),
+            Err(EncodeError::InvalidWidth(9))
+        );
+        assert_eq!(
+            write_size(&mut out, 1, 0),
+            Err(EncodeError::InvalidWidth(0))
+        );
     }
 
     #[test]
@@ -419,7 +422,19 @@ mod tests {
 
     #[test]
     fn signed_values_round_trip() {
-        for v in [0i64, 1, -1, 127, 128, -128, -129, 32767, -32768, i64::MAX, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            127,
+            128,
+            -128,
+            -129,
+            32767,
+            -32768,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut out = Vec::new();
             write_int(&mut out, 0xFB, v).unwrap();
             let len = usize::from(out[1] & 0x7F);
