@@ -443,13 +443,13 @@ fn block_groups_and_all_three_lacing_modes() {
             (&b"key"[..], 0, Some(40_000_000), true),
             (&b"delta"[..], 40, None, false),
             (&b"aa"[..], 100, Some(20_000_000), true),
-            (&b"bbb"[..], 120, Some(20_000_000), false),
-            (&b"cccc"[..], 140, Some(20_000_000), false),
+            (&b"bbb"[..], 120, Some(20_000_000), true),
+            (&b"cccc"[..], 140, Some(20_000_000), true),
             (&b"dd"[..], 200, Some(15_000_000), true),
-            (&b"ee"[..], 215, Some(15_000_000), false),
+            (&b"ee"[..], 215, Some(15_000_000), true),
             (&b"fff"[..], 300, Some(20_000_000), true),
-            (&b"gg"[..], 320, Some(20_000_000), false),
-            (&b"h"[..], 340, Some(20_000_000), false),
+            (&b"gg"[..], 320, Some(20_000_000), true),
+            (&b"h"[..], 340, Some(20_000_000), true),
         ]
     );
     let frags = fragments(&events);

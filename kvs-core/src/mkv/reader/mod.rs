@@ -14,7 +14,12 @@
 //! Frames are sent as soon as their block is complete; their payloads are zero-copy slices of the
 //! pushed [`Bytes`] when a block lies inside one pushed chunk (a block spanning chunks is joined
 //! once). Errors carry the absolute byte offset; after one the reader skips the bad element when
-//! its extent is known, or scans for the next Cluster or EBML header ID, and goes on.
+//! its extent is known, or scans for the next Cluster, EBML header, Segment or other level-1 ID,
+//! and goes on.
+//!
+//! Laced frames: each gets the block's flags; when a per-frame duration is known (BlockDuration
+//! split evenly, or the track's DefaultDuration) frame `i` is stamped `block time + i × duration`,
+//! as ffmpeg does; otherwise they share the block timestamp.
 //!
 //! A fragment is a Cluster with the tags around it; [`Event::FragmentEnd`] carries everything
 //! `kvs inspect --json` prints about it (see [`FragmentSummary`]). KVS leading tags
@@ -90,6 +95,21 @@ struct Fragment {
     in_cluster: bool,
     started: bool,
 }
+
+/// IDs the reader looks for after an error: the EBML header, Segment, and the 4-byte level-1
+/// IDs (Cluster first among them), whose 32 bits make false matches rare.
+const SYNC_IDS: [u32; 10] = [
+    id::CLUSTER,
+    id::EBML,
+    id::SEGMENT,
+    id::INFO,
+    id::TRACKS,
+    id::TAGS,
+    id::CUES,
+    id::SEEK_HEAD,
+    id::CHAPTERS,
+    id::ATTACHMENTS,
+];
 
 /// Tag names that come after the Cluster they describe.
 fn is_trailing_tag(name: &str) -> bool {
@@ -284,7 +304,7 @@ impl MkvReader {
             return true;
         }
         if let Some(from) = self.resync {
-            return match self.input.find_any(&[id::CLUSTER, id::EBML]) {
+            return match self.input.find_any(&SYNC_IDS) {
                 Some(i) => {
                     self.input.advance(i);
                     self.pos += i as u64;
@@ -840,7 +860,7 @@ impl MkvReader {
                 track: header.track,
                 timestamp_ns: clamp_i64(i128::from(timestamp_ns) + step * i as i128),
                 duration_ns: per_frame,
-                keyframe: keyframe && i == 0,
+                keyframe,
                 invisible,
                 discardable,
                 data: part,
@@ -880,7 +900,7 @@ impl MkvReader {
         }
         s.frames += count;
         if keyframe {
-            s.keyframes += 1;
+            s.keyframes += count;
         }
         true
     }

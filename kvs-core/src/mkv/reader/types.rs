@@ -277,7 +277,7 @@ pub enum Event {
 }
 
 /// A decoding error. The reader reports it, recovers (skipping the bad element when its extent is
-/// known, else scanning for the next Cluster or EBML header) and goes on.
+/// known, else scanning for the next Cluster, EBML header or level-1 element) and goes on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
