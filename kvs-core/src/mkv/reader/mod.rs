@@ -817,16 +817,27 @@ impl MkvReader {
             .map(|d| u64::try_from(u128::from(d) * u128::from(scale)).unwrap_or(u64::MAX));
         data.advance(header.len);
         let lacing = header.lacing();
+        if lacing == block::Lacing::None {
+            if !self.count_frames(offset, header.track, 1, keyframe) {
+                return;
+            }
+            self.emit(Event::Frame(Frame {
+                track: header.track,
+                timestamp_ns,
+                duration_ns: block_duration_ns.or(default_duration),
+                keyframe,
+                invisible,
+                discardable,
+                data,
+            }));
+            return;
+        }
         let mut sizes = [0usize; block::MAX_LACED];
-        let (count, lace_len) = if lacing == block::Lacing::None {
-            (1, 0)
-        } else {
-            match block::lace_sizes(&data, lacing, &mut sizes) {
-                Ok(v) => v,
-                Err(reason) => {
-                    self.error(DecodeError::InvalidBlock { offset, reason });
-                    return;
-                }
+        let (count, lace_len) = match block::lace_sizes(&data, lacing, &mut sizes) {
+            Ok(v) => v,
+            Err(reason) => {
+                self.error(DecodeError::InvalidBlock { offset, reason });
+                return;
             }
         };
         if !self.count_frames(offset, header.track, count as u64, keyframe) {
@@ -836,22 +847,6 @@ impl MkvReader {
             Some(total) => Some(total / count as u64),
             None => default_duration,
         };
-        if count == 1 {
-            self.emit(Event::Frame(Frame {
-                track: header.track,
-                timestamp_ns,
-                duration_ns: per_frame,
-                keyframe,
-                invisible,
-                discardable,
-                data: if lacing == block::Lacing::None {
-                    data
-                } else {
-                    data.slice(lace_len..)
-                },
-            }));
-            return;
-        }
         data.advance(lace_len);
         let step = i128::from(per_frame.unwrap_or(0));
         for (i, &size) in sizes.iter().take(count).enumerate() {
