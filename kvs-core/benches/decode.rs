@@ -76,7 +76,14 @@ fn video_stream(seconds: u64) -> (Vec<u8>, u64) {
     let mut n = 0;
     for s in 0..seconds / 2 {
         let frames: Vec<_> = (0..60)
-            .map(|i| (1u8, (i * 33) as i16, i == 0, 50_000 + (i as usize * 7919) % 150_000))
+            .map(|i| {
+                (
+                    1u8,
+                    (i * 33) as i16,
+                    i == 0,
+                    50_000 + (i as usize * 7919) % 150_000,
+                )
+            })
             .collect();
         n += frames.len() as u64;
         out.extend(cluster(s * 2000, &frames));
@@ -89,7 +96,9 @@ fn audio_stream(seconds: u64) -> (Vec<u8>, u64) {
     let mut out = header();
     let mut n = 0;
     for s in 0..seconds / 2 {
-        let frames: Vec<_> = (0..100).map(|i| (2u8, (i * 20) as i16, i == 0, 160)).collect();
+        let frames: Vec<_> = (0..100)
+            .map(|i| (2u8, (i * 20) as i16, i == 0, 160))
+            .collect();
         n += frames.len() as u64;
         out.extend(cluster(s * 2000, &frames));
     }
@@ -112,7 +121,12 @@ fn getmedia_stream(fragments: u64) -> (Vec<u8>, u64) {
         ]));
         let mut frames = Vec::new();
         for i in 0..50 {
-            frames.push((1u8, (i * 40) as i16, i == 0, 5_000 + (i as usize * 4999) % 25_000));
+            frames.push((
+                1u8,
+                (i * 40) as i16,
+                i == 0,
+                5_000 + (i as usize * 4999) % 25_000,
+            ));
             frames.push((2u8, (i * 40) as i16, true, 400));
         }
         n += frames.len() as u64;

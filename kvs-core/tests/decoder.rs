@@ -195,10 +195,7 @@ fn getmedia_document(number: &str, server: &str, tc: u64, trailing: Option<&str>
 }
 
 fn error_document(code: &str, error_id: &str) -> Vec<u8> {
-    let body = tags_w(
-        &[(tag::ERROR_CODE, code), (tag::ERROR_ID, error_id)],
-        4,
-    );
+    let body = tags_w(&[(tag::ERROR_CODE, code), (tag::ERROR_ID, error_id)], 4);
     let mut out = ebml_header();
     out.extend(segment_unknown(&body));
     out
@@ -270,7 +267,9 @@ fn producer_stream_with_unknown_sizes_and_tags_between_clusters() {
     assert!(errors(&events).is_empty(), "{:?}", errors(&events));
     assert!(warnings(&events).is_empty(), "{:?}", warnings(&events));
     let ok = ok_events(&events);
-    assert!(matches!(ok[0], Event::EbmlHeader(h) if h.doc_type == "matroska" && h.doc_type_version == 2));
+    assert!(
+        matches!(ok[0], Event::EbmlHeader(h) if h.doc_type == "matroska" && h.doc_type_version == 2)
+    );
     assert!(matches!(ok[1], Event::SegmentStart { size: None, .. }));
     assert!(matches!(ok[2], Event::Info(i) if i.timecode_scale == 1_000_000));
     let tracks: Vec<_> = ok
@@ -293,7 +292,13 @@ fn producer_stream_with_unknown_sizes_and_tags_between_clusters() {
     assert_eq!(f.len(), 5);
     assert_eq!(
         f.iter().map(|f| f.timestamp_ns).collect::<Vec<_>>(),
-        vec![1_000_000_000, 1_000_000_000, 1_033_000_000, 1_020_000_000, 3_000_000_000]
+        vec![
+            1_000_000_000,
+            1_000_000_000,
+            1_033_000_000,
+            1_020_000_000,
+            3_000_000_000
+        ]
     );
     assert_eq!(f[0].data, Bytes::from(payload(1, 100)));
     assert!(f[0].keyframe && !f[2].keyframe);
@@ -330,7 +335,9 @@ fn getmedia_documents_with_leading_and_trailing_kvs_tags() {
     assert!(errors(&events).is_empty(), "{:?}", errors(&events));
     let ok = ok_events(&events);
     assert_eq!(
-        ok.iter().filter(|e| matches!(e, Event::EbmlHeader(_))).count(),
+        ok.iter()
+            .filter(|e| matches!(e, Event::EbmlHeader(_)))
+            .count(),
         3
     );
     let frags = fragments(&events);
@@ -352,7 +359,10 @@ fn getmedia_documents_with_leading_and_trailing_kvs_tags() {
     assert_eq!(frags[1].document, 1);
     // The in-band error document is a fragment without a cluster.
     assert!(!frags[2].has_cluster);
-    assert_eq!(frags[2].metadata.error_code.as_deref(), Some("FRAGMENT_NOT_FOUND"));
+    assert_eq!(
+        frags[2].metadata.error_code.as_deref(),
+        Some("FRAGMENT_NOT_FOUND")
+    );
     assert_eq!(frags[2].metadata.error_id, Some(4000));
     assert_eq!(frags[2].index, 2);
     // Frame timestamps restart per document from their cluster timecode.
@@ -395,7 +405,10 @@ fn payloads_are_slices_of_the_pushed_bytes() {
     reader.finish();
     let events: Vec<_> = reader.events().collect();
     for f in frames(&events) {
-        assert!(range.contains(&(f.data.as_ptr() as usize)), "payload was copied");
+        assert!(
+            range.contains(&(f.data.as_ptr() as usize)),
+            "payload was copied"
+        );
     }
 }
 
@@ -435,7 +448,14 @@ fn block_groups_and_all_three_lacing_modes() {
     let f = frames(&events);
     let got: Vec<(&[u8], i64, Option<u64>, bool)> = f
         .iter()
-        .map(|f| (&f.data[..], f.timestamp_ns / 1_000_000, f.duration_ns, f.keyframe))
+        .map(|f| {
+            (
+                &f.data[..],
+                f.timestamp_ns / 1_000_000,
+                f.duration_ns,
+                f.keyframe,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -479,7 +499,13 @@ fn crc32_and_void_are_handled() {
     assert!(errors(&events).is_empty());
     let w = warnings(&events);
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(matches!(w[0], Warning::CrcMismatch { parent: id::INFO, .. }));
+    assert!(matches!(
+        w[0],
+        Warning::CrcMismatch {
+            parent: id::INFO,
+            ..
+        }
+    ));
     assert_eq!(frames(&events).len(), 1);
 }
 
@@ -489,7 +515,11 @@ fn crc32fast(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -633,9 +663,13 @@ fn a_child_running_past_its_parent_is_an_error() {
     let mut data = ebml_header();
     data.extend(segment_unknown(&body));
     let events = decode_all(&data);
-    assert!(errors(&events)
-        .iter()
-        .any(|e| matches!(e, DecodeError::ChildOverflow { parent: id::CLUSTER, .. })));
+    assert!(errors(&events).iter().any(|e| matches!(
+        e,
+        DecodeError::ChildOverflow {
+            parent: id::CLUSTER,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -658,7 +692,11 @@ fn limits_are_typed_errors() {
     let events: Vec<_> = reader.events().collect();
     assert!(matches!(
         errors(&events)[..],
-        [DecodeError::ElementTooLarge { size: 204, limit: 100, .. }]
+        [DecodeError::ElementTooLarge {
+            size: 204,
+            limit: 100,
+            ..
+        }]
     ));
     assert_eq!(&frames(&events)[0].data[..], b"small");
 
@@ -683,7 +721,10 @@ fn limits_are_typed_errors() {
     let events: Vec<_> = reader.events().collect();
     assert!(matches!(
         errors(&events)[..],
-        [DecodeError::Limit { what: "CodecPrivate size", .. }]
+        [DecodeError::Limit {
+            what: "CodecPrivate size",
+            ..
+        }]
     ));
 
     // Nesting depth: unknown-size unknown masters nested deeper than the limit.
@@ -698,13 +739,18 @@ fn limits_are_typed_errors() {
     reader.push(deep).unwrap();
     reader.finish();
     let events: Vec<_> = reader.events().collect();
-    assert!(errors(&events)
-        .iter()
-        .any(|e| matches!(e, DecodeError::TooDeep { limit: 4, .. })));
+    assert!(
+        errors(&events)
+            .iter()
+            .any(|e| matches!(e, DecodeError::TooDeep { limit: 4, .. }))
+    );
 
     // Tags.
     let pairs: Vec<(String, String)> = (0..20).map(|i| (format!("k{i}"), "v".into())).collect();
-    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let mut data = ebml_header();
     data.extend(segment_unknown(&tags_w(&pairs, 4)));
     let mut reader = MkvReader::with_limits(ReaderLimits {
@@ -714,7 +760,10 @@ fn limits_are_typed_errors() {
     reader.push(data).unwrap();
     reader.finish();
     let events: Vec<_> = reader.events().collect();
-    assert!(matches!(errors(&events)[..], [DecodeError::Limit { limit: 5, .. }]));
+    assert!(matches!(
+        errors(&events)[..],
+        [DecodeError::Limit { limit: 5, .. }]
+    ));
 
     // Buffered bytes.
     let mut reader = MkvReader::with_limits(ReaderLimits {
@@ -736,7 +785,10 @@ fn limits_are_typed_errors() {
     let events = decode_all(&data);
     assert!(matches!(
         errors(&events)[..],
-        [DecodeError::ElementTooLarge { .. }, DecodeError::Truncated { .. }]
+        [
+            DecodeError::ElementTooLarge { .. },
+            DecodeError::Truncated { .. }
+        ]
     ));
 }
 

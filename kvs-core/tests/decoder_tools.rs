@@ -1,6 +1,6 @@
-//! The decoder against files third-party writers produce: ffmpeg (H.264 via libx264 + AAC, and
-//! + Opus), mkvmerge (MP3 with lacing, verified to be laced), GStreamer matroskamux (x264enc when
-//! installed, else vp8enc, + Vorbis; plain and streamable). Frame counts, track numbers, sizes,
+//! The decoder against files third-party writers produce: ffmpeg (H.264 via libx264 with AAC,
+//! and with Opus), mkvmerge (MP3 with lacing, verified to be laced), GStreamer matroskamux (x264enc when
+//! installed, else vp8enc, with Vorbis; plain and streamable). Frame counts, track numbers, sizes,
 //! key-frame flags and timestamps must equal `ffprobe -show_packets`.
 //!
 //! Each test needs its tools on PATH; without them it prints why and passes, unless
@@ -82,11 +82,20 @@ fn compare_with_ffprobe_shifted(path: &Path, frames: &[Frame], shifted_tracks: &
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let packets = json["packets"].as_array().unwrap();
-    assert_eq!(frames.len(), packets.len(), "{}: frame count", path.display());
+    assert_eq!(
+        frames.len(),
+        packets.len(),
+        "{}: frame count",
+        path.display()
+    );
     let mut shifts: Vec<(u64, f64)> = Vec::new();
     for (i, (f, p)) in frames.iter().zip(packets).enumerate() {
         let what = format!("{} frame {i}", path.display());
-        assert_eq!(f.track - 1, p["stream_index"].as_u64().unwrap(), "{what}: track");
+        assert_eq!(
+            f.track - 1,
+            p["stream_index"].as_u64().unwrap(),
+            "{what}: track"
+        );
         let size: usize = p["size"].as_str().unwrap().parse().unwrap();
         assert_eq!(f.data.len(), size, "{what}: size");
         let key = p["flags"].as_str().unwrap().starts_with('K');
@@ -172,9 +181,16 @@ fn mkvmerge_laced_mp3() {
         .args(["-t", "4", "-c:a", "libmp3lame", "-b:a", "64k"])
         .arg(&mp3));
     // mkvmerge laces MP3 by default (8 frames a block); the count below makes sure it did.
-    run(Command::new("mkvmerge").args(["-q", "-o"]).arg(&mkv).arg(&mp3));
+    run(Command::new("mkvmerge")
+        .args(["-q", "-o"])
+        .arg(&mkv)
+        .arg(&mp3));
     // Verify the file really holds laced blocks.
-    let info = Command::new("mkvinfo").args(["-v"]).arg(&mkv).output().unwrap();
+    let info = Command::new("mkvinfo")
+        .args(["-v"])
+        .arg(&mkv)
+        .output()
+        .unwrap();
     let info = String::from_utf8_lossy(&info.stdout);
     let laced_blocks = info
         .lines()
@@ -186,7 +202,10 @@ fn mkvmerge_laced_mp3() {
                 .is_some_and(|n| n > 1)
         })
         .count();
-    assert!(laced_blocks > 5, "mkvmerge wrote {laced_blocks} laced blocks");
+    assert!(
+        laced_blocks > 5,
+        "mkvmerge wrote {laced_blocks} laced blocks"
+    );
     let (frames, _) = decode_file(&mkv);
     assert!(frames.len() > 140, "{}", frames.len());
     assert!(frames.iter().all(|f| f.duration_ns.is_some()));
@@ -224,7 +243,11 @@ fn gstreamer_matroskamux() {
         let (frames, events) = decode_file(&path);
         assert_eq!(frames.iter().filter(|f| f.track == 1).count(), 50);
         if streamable {
-            assert!(events.iter().any(|e| matches!(e, Ok(Event::SegmentStart { size: None, .. }))));
+            assert!(
+                events
+                    .iter()
+                    .any(|e| matches!(e, Ok(Event::SegmentStart { size: None, .. })))
+            );
         }
         compare_with_ffprobe(&path, &frames);
     }

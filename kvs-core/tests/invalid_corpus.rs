@@ -45,7 +45,10 @@ struct Outcome {
 
 impl Outcome {
     fn errors(&self) -> Vec<&DecodeError> {
-        self.events.iter().filter_map(|e| e.as_ref().err()).collect()
+        self.events
+            .iter()
+            .filter_map(|e| e.as_ref().err())
+            .collect()
     }
     fn warnings(&self) -> Vec<&Warning> {
         self.events
@@ -101,7 +104,9 @@ fn decode(name: &str) -> Option<Outcome> {
 /// Valid file: decodes with no error and no warning; 13 FFV1 + 5 FLAC frames, as ffprobe counts.
 #[test]
 fn reference() {
-    let Some(o) = decode("reference.mkv") else { return };
+    let Some(o) = decode("reference.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty() && o.warnings().is_empty());
     assert!(o.header());
     let per_track = |t: u64| {
@@ -116,7 +121,9 @@ fn reference() {
 /// Cross-check reference.mkv against `ffprobe -show_packets`: count, timestamps, sizes.
 #[test]
 fn reference_matches_ffprobe() {
-    let Some(data) = read("reference.mkv") else { return };
+    let Some(data) = read("reference.mkv") else {
+        return;
+    };
     if !have_tool("ffprobe") {
         return;
     }
@@ -172,7 +179,9 @@ fn is_header_error(e: &DecodeError, needle: &str) -> bool {
 /// dropped (no EbmlHeader event); the Segment is still read.
 #[test]
 fn no_doctype() {
-    let Some(o) = decode("no_DocType.mkv") else { return };
+    let Some(o) = decode("no_DocType.mkv") else {
+        return;
+    };
     assert!(matches!(o.errors()[..], [e] if is_header_error(e, "missing")));
     assert!(!o.header());
 }
@@ -180,7 +189,9 @@ fn no_doctype() {
 /// Error: an empty DocType names no document type.
 #[test]
 fn empty_doctype() {
-    let Some(o) = decode("empty_DocType.mkv") else { return };
+    let Some(o) = decode("empty_DocType.mkv") else {
+        return;
+    };
     assert!(matches!(o.errors()[..], [e] if is_header_error(e, "empty")));
 }
 
@@ -188,32 +199,54 @@ fn empty_doctype() {
 /// (That it also exceeds DocTypeVersion would only be a warning.)
 #[test]
 fn doctype_read_version_greater_than_doctype_version() {
-    let Some(o) = decode("docTypeReadVersion_greaterthan_docTypeVersion.mkv") else { return };
+    let Some(o) = decode("docTypeReadVersion_greaterthan_docTypeVersion.mkv") else {
+        return;
+    };
     assert!(matches!(o.errors()[..], [e] if is_header_error(e, "DocTypeReadVersion 5")));
 }
 
 /// Error: EBMLReadVersion 2 needs an EBML reader version this decoder does not implement.
 #[test]
 fn ebml_read_version_greater_than_ebml_version() {
-    let Some(o) = decode("EBMLReadVersion_greaterthan_EBMLVersion.mkv") else { return };
+    let Some(o) = decode("EBMLReadVersion_greaterthan_EBMLVersion.mkv") else {
+        return;
+    };
     assert!(matches!(o.errors()[..], [e] if is_header_error(e, "EBMLReadVersion 2")));
 }
 
 /// Warning: EBMLVersion 255 is undefined, but EBMLReadVersion (1) is what decides readability.
 #[test]
 fn currently_undefined_ebml_version() {
-    let Some(o) = decode("currently_undefined_EBMLVersion.mkv") else { return };
+    let Some(o) = decode("currently_undefined_EBMLVersion.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::HeaderValue { what: "EBMLVersion", value: 255, .. }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::HeaderValue {
+            what: "EBMLVersion",
+            value: 255,
+            ..
+        }]
+    ));
     assert!(o.header());
 }
 
 /// Warning: DocTypeVersion 255 is undefined; DocTypeReadVersion (2) is readable.
 #[test]
 fn currently_undefined_doctype_version() {
-    let Some(o) = decode("currently_undefined_DocTypeVersion.mkv") else { return };
+    let Some(o) = decode("currently_undefined_DocTypeVersion.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::HeaderValue { what: "DocTypeVersion", value: 255, .. }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::HeaderValue {
+            what: "DocTypeVersion",
+            value: 255,
+            ..
+        }]
+    ));
 }
 
 /// Tolerated silently: a Void at level 0 (between the EBML header and the Segment) is legal,
@@ -227,21 +260,33 @@ fn level_0_void_and_crc() {
         assert!(o.errors().is_empty() && o.warnings().is_empty(), "{name}");
     }
     // A real CRC-32 at level 0.
-    let Some(mut data) = read("reference.mkv") else { return };
+    let Some(mut data) = read("reference.mkv") else {
+        return;
+    };
     data.splice(47..47, [0xBF, 0x84, 0, 0, 0, 0]);
     let events = decode_all(&data);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Ok(Event::Warning(Warning::CrcAtTopLevel { offset: 47 })))));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Ok(Event::Warning(Warning::CrcAtTopLevel { offset: 47 }))))
+    );
     assert!(events.iter().all(Result::is_ok));
 }
 
 /// Warning: DocTypeVersion twice; the first value is kept (maxOccurs 1).
 #[test]
 fn too_many_copies_of_doctype_version() {
-    let Some(o) = decode("too_many_copies_of_DocTypeVersion.mkv") else { return };
+    let Some(o) = decode("too_many_copies_of_DocTypeVersion.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::DuplicateElement { id: 0x4287, offset: 43 }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::DuplicateElement {
+            id: 0x4287,
+            offset: 43
+        }]
+    ));
 }
 
 /// Warning: DocTypeVersion twice with conflicting values (4, then 3); the first value is kept.
@@ -251,7 +296,10 @@ fn too_many_copies_of_doctype_version_conflicting() {
         return;
     };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::DuplicateElement { id: 0x4287, .. }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::DuplicateElement { id: 0x4287, .. }]
+    ));
     let version = o.events.iter().find_map(|e| match e {
         Ok(Event::EbmlHeader(h)) => Some(h.doc_type_version),
         _ => None,
@@ -263,7 +311,9 @@ fn too_many_copies_of_doctype_version_conflicting() {
 /// (KVS producers write 8-octet sizes everywhere) and within EBMLMaxSizeLength 8.
 #[test]
 fn invalid_ebml_element_data_size_in_header() {
-    let Some(o) = decode("invalid_EBML_ElementDataSize_in_EBMLHeader.mkv") else { return };
+    let Some(o) = decode("invalid_EBML_ElementDataSize_in_EBMLHeader.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty() && o.warnings().is_empty());
     assert!(o.header());
 }
@@ -275,24 +325,37 @@ fn really_invalid_ebml_element_data_size_in_header() {
     let Some(o) = decode("really_invalid_EBML_ElementDataSize_in_EBMLHeader.mkv") else {
         return;
     };
-    assert!(matches!(o.errors()[..], [DecodeError::Vint { offset: 28, .. }]));
+    assert!(matches!(
+        o.errors()[..],
+        [DecodeError::Vint { offset: 28, .. }]
+    ));
     assert!(!o.header());
 }
 
 /// Warning: EBMLMaxIDLength 3 contradicts Matroska's 4; IDs are read up to 4 bytes regardless.
 #[test]
 fn invalid_ebml_max_id_length() {
-    let Some(o) = decode("invalid_EBMLMaxIDLength.mkv") else { return };
+    let Some(o) = decode("invalid_EBMLMaxIDLength.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::HeaderValue { value: 3, .. }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::HeaderValue { value: 3, .. }]
+    ));
 }
 
 /// Warning: EBMLMaxSizeLength 9 exceeds Matroska's 8; sizes are read up to 8 bytes regardless.
 #[test]
 fn higher_ebml_max_size_length_than_matroska_allows() {
-    let Some(o) = decode("higher_EBMLMaxSizeLength_than_matroska_allows.mkv") else { return };
+    let Some(o) = decode("higher_EBMLMaxSizeLength_than_matroska_allows.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::HeaderValue { value: 9, .. }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::HeaderValue { value: 9, .. }]
+    ));
 }
 
 /// Warning then error: EBMLMaxSizeLength 4 while the Segment uses an 8-octet size (warned once
@@ -303,12 +366,22 @@ fn lower_ebml_max_size_length_than_elements_are_using() {
     let Some(o) = decode("lower_EBMLMaxSizeLength_than_elements_are_using.mkv") else {
         return;
     };
-    assert!(matches!(o.errors()[..], [DecodeError::Vint { offset: 278, .. }]));
+    assert!(matches!(
+        o.errors()[..],
+        [DecodeError::Vint { offset: 278, .. }]
+    ));
     assert!(matches!(
         o.warnings()[..],
         [
-            Warning::SizeWiderThanDeclared { offset: 47, width: 8, max: 4 },
-            Warning::Skipped { offset: 278, bytes: 4 }
+            Warning::SizeWiderThanDeclared {
+                offset: 47,
+                width: 8,
+                max: 4
+            },
+            Warning::Skipped {
+                offset: 278,
+                bytes: 4
+            }
         ]
     ));
 }
@@ -317,27 +390,48 @@ fn lower_ebml_max_size_length_than_elements_are_using() {
 /// skipped and EBMLVersion takes its default (1).
 #[test]
 fn inefficient_element_id() {
-    let Some(o) = decode("inefficient_elementid.mkv") else { return };
+    let Some(o) = decode("inefficient_elementid.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::UnknownHeaderElement { id: 0x20_0286, offset: 12 }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::UnknownHeaderElement {
+            id: 0x20_0286,
+            offset: 12
+        }]
+    ));
 }
 
 /// Warning: an unknown element (ID 0x81) in the EBML header is skipped.
 #[test]
 fn unknown_element() {
-    let Some(o) = decode("unknown_element.mkv") else { return };
+    let Some(o) = decode("unknown_element.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::UnknownHeaderElement { id: 0x81, offset: 12 }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::UnknownHeaderElement {
+            id: 0x81,
+            offset: 12
+        }]
+    ));
 }
 
 /// Error: DocType (a string, not a master) with an unknown size cannot be delimited. The header is
 /// dropped; reading goes on with the Segment.
 #[test]
 fn unknown_sized_non_master_element() {
-    let Some(o) = decode("unknown_sized_non_master_element.mkv") else { return };
+    let Some(o) = decode("unknown_sized_non_master_element.mkv") else {
+        return;
+    };
     assert!(matches!(
         o.errors()[..],
-        [DecodeError::UnknownSizeNotAllowed { id: 0x4282, offset: 28 }]
+        [DecodeError::UnknownSizeNotAllowed {
+            id: 0x4282,
+            offset: 28
+        }]
     ));
 }
 
@@ -345,27 +439,41 @@ fn unknown_sized_non_master_element() {
 /// values are used and the mismatch reported. (The file's other CRC-32 elements verify.)
 #[test]
 fn crc_element_has_invalid_hash() {
-    let Some(o) = decode("crc_element_has_invalid_hash.mkv") else { return };
+    let Some(o) = decode("crc_element_has_invalid_hash.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
     assert!(matches!(
         o.warnings()[..],
-        [Warning::CrcMismatch { parent: 0x1A45_DFA3, stored: 0xEDEF_CDAB, offset: 0, .. }]
+        [Warning::CrcMismatch {
+            parent: 0x1A45_DFA3,
+            stored: 0xEDEF_CDAB,
+            offset: 0,
+            ..
+        }]
     ));
 }
 
 /// Warning: a CRC-32 that is not its parent's first child is reported and not checked.
 #[test]
 fn crc_element_is_not_first() {
-    let Some(o) = decode("crc_element_is_not_first.mkv") else { return };
+    let Some(o) = decode("crc_element_is_not_first.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::CrcNotFirst { offset: 16 }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::CrcNotFirst { offset: 16 }]
+    ));
 }
 
 /// Tolerated silently: the byte 0x19 is in the track's Language, which the reader does not
 /// surface (TrackInfo has no language) and so does not validate.
 #[test]
 fn non_ascii_in_string_element() {
-    let Some(o) = decode("non_ascii_in_string_element.mkv") else { return };
+    let Some(o) = decode("non_ascii_in_string_element.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty() && o.warnings().is_empty());
 }
 
@@ -373,16 +481,23 @@ fn non_ascii_in_string_element() {
 /// their own lacing bits and never reads FlagLacing.
 #[test]
 fn invalid_boolean() {
-    let Some(o) = decode("invalid_boolean.mkv") else { return };
+    let Some(o) = decode("invalid_boolean.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty() && o.warnings().is_empty());
 }
 
 /// Warning: SegmentUID is 8 bytes instead of 16; it is passed on as written.
 #[test]
 fn element_outside_of_size_range() {
-    let Some(o) = decode("element_outside_of_size_range.mkv") else { return };
+    let Some(o) = decode("element_outside_of_size_range.mkv") else {
+        return;
+    };
     assert!(o.errors().is_empty());
-    assert!(matches!(o.warnings()[..], [Warning::OddValue { id: 0x73A4, .. }]));
+    assert!(matches!(
+        o.warnings()[..],
+        [Warning::OddValue { id: 0x73A4, .. }]
+    ));
     let uid_len = o.events.iter().find_map(|e| match e {
         Ok(Event::Info(i)) => i.segment_uid.as_ref().map(Bytes::len),
         _ => None,

@@ -143,7 +143,9 @@ pub fn read_vint(buf: &[u8]) -> Result<Option<(u64, usize)>, VintError> {
     let marker_mask = if width == 8 { 0 } else { 0xFFu8 >> width };
     let value = bytes
         .iter()
-        .fold(u64::from(first & marker_mask), |acc, &b| (acc << 8) | u64::from(b));
+        .fold(u64::from(first & marker_mask), |acc, &b| {
+            (acc << 8) | u64::from(b)
+        });
     Ok(Some((value, width)))
 }
 
@@ -219,7 +221,7 @@ pub fn read_float(data: &[u8]) -> Result<f64, VintError> {
 
 /// Reads a date element: signed nanoseconds since 2001-01-01T00:00:00 UTC (0 or 8 bytes).
 pub fn read_date(data: &[u8]) -> Result<i64, VintError> {
-    if data.len() != 0 && data.len() != 8 {
+    if !data.is_empty() && data.len() != 8 {
         return Err(VintError::ValueTooLong {
             kind: "date",
             len: data.len(),

@@ -83,7 +83,7 @@ pub(super) fn lace_sizes(
         Lacing::None => {}
         Lacing::Fixed => {
             let body = data.len() - pos;
-            if body % count != 0 {
+            if !body.is_multiple_of(count) {
                 return Err("fixed-size lacing: payload does not divide evenly into the frames");
             }
             for s in sizes.iter_mut().take(count) {
@@ -131,12 +131,17 @@ pub(super) fn lace_sizes(
                         .ok_or("EBML lacing: negative frame size")?;
                     prev = usize::try_from(next).map_err(|_| "EBML lacing: size too large")?;
                     *s = prev;
-                    total = total.checked_add(prev).ok_or("EBML lacing: size overflow")?;
+                    total = total
+                        .checked_add(prev)
+                        .ok_or("EBML lacing: size overflow")?;
                 }
             }
         }
     }
-    let body = data.len().checked_sub(pos).ok_or("lace header runs past the block")?;
+    let body = data
+        .len()
+        .checked_sub(pos)
+        .ok_or("lace header runs past the block")?;
     let last = body
         .checked_sub(total)
         .ok_or("laced frame sizes exceed the block")?;

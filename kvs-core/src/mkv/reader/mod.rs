@@ -501,11 +501,9 @@ impl MkvReader {
             (id::BLOCK_GROUP, Some(Kind::Cluster)) => {
                 self.with_whole(eid, size, hlen, |r, data| {
                     match parse::block_group(&data, offset, data_start, &mut r.out) {
-                        Ok(g) => r.block(
-                            g.block_offset,
-                            g.block,
-                            Some((g.duration, g.has_reference)),
-                        ),
+                        Ok(g) => {
+                            r.block(g.block_offset, g.block, Some((g.duration, g.has_reference)))
+                        }
                         Err(e) => r.error(e),
                     }
                 })
@@ -522,13 +520,13 @@ impl MkvReader {
                     Size::Unknown => {
                         if id::level(eid).is_some() || eid == id::VOID || eid == id::CRC32 {
                             // A known element of unknown size that is not a master we stream.
-                            self.fail_resync(DecodeError::UnknownSizeNotAllowed { offset, id: eid });
+                            self.fail_resync(DecodeError::UnknownSizeNotAllowed {
+                                offset,
+                                id: eid,
+                            });
                             return true;
                         }
-                        let level = self
-                            .stack
-                            .last()
-                            .map_or(1, |o| o.level.saturating_add(1));
+                        let level = self.stack.last().map_or(1, |o| o.level.saturating_add(1));
                         self.push_master(Kind::Other, level, size, hlen);
                         true
                     }
@@ -926,7 +924,12 @@ impl MkvReader {
                 buffered: held,
                 missing: self.need.map_or(0, |n| n.saturating_sub(held)),
             });
-        } else if let Some(end) = self.stack.iter().filter_map(|o| o.end).find(|&e| e > self.pos) {
+        } else if let Some(end) = self
+            .stack
+            .iter()
+            .filter_map(|o| o.end)
+            .find(|&e| e > self.pos)
+        {
             truncated = Some(DecodeError::Truncated {
                 offset: self.pos,
                 buffered: 0,

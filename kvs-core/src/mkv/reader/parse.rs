@@ -59,22 +59,15 @@ impl Iterator for Children<'_> {
         let offset = self.base + self.pos as u64;
         let rest = self.data.get(self.pos..).unwrap_or_default();
         let result = (|| {
+            // `rest` is never empty here, so "not enough bytes" means the ID runs past the parent.
             let (cid, id_len) = ebml::read_id(rest)
                 .map_err(|source| DecodeError::Vint { offset, source })?
-                .ok_or(DecodeError::Vint {
+                .ok_or(DecodeError::ChildOverflow {
                     offset,
-                    source: ebml::VintError::NoMarker,
-                })
-                .or_else(|e| match rest.first() {
-                    // Not enough bytes for the ID inside the parent: the parent is too short.
-                    Some(_) => Err(DecodeError::ChildOverflow {
-                        offset,
-                        id: 0,
-                        end: self.base + self.data.len() as u64 + 1,
-                        parent: self.parent,
-                        parent_end: self.base + self.data.len() as u64,
-                    }),
-                    None => Err(e),
+                    id: 0,
+                    end: self.base + self.data.len() as u64 + 1,
+                    parent: self.parent,
+                    parent_end: self.base + self.data.len() as u64,
                 })?;
             let after_id = rest.get(id_len..).unwrap_or_default();
             let (size, size_len) = match ebml::read_size(after_id) {
@@ -234,11 +227,7 @@ pub(super) fn ebml_header(
             id::EBML_MAX_SIZE_LENGTH => h.max_size_length = uint(data, &child)?,
             id::DOC_TYPE => {
                 let raw = data.get(child.data.clone()).unwrap_or_default();
-                doc_type = Some(
-                    ebml::read_ascii(raw)
-                        .map_err(value_err(&child))?
-                        .to_owned(),
-                );
+                doc_type = Some(ebml::read_ascii(raw).map_err(value_err(&child))?.to_owned());
             }
             id::DOC_TYPE_VERSION => h.doc_type_version = uint(data, &child)?,
             id::DOC_TYPE_READ_VERSION => h.doc_type_read_version = uint(data, &child)?,
@@ -401,8 +390,7 @@ pub(super) fn track_entry(
                             video.width = u32::try_from(v().map_err(value_err(&g))?).unwrap_or(0);
                         }
                         id::PIXEL_HEIGHT => {
-                            video.height =
-                                u32::try_from(v().map_err(value_err(&g))?).unwrap_or(0);
+                            video.height = u32::try_from(v().map_err(value_err(&g))?).unwrap_or(0);
                         }
                         _ => {}
                     }
@@ -578,10 +566,8 @@ pub(super) fn block_group(
     for child in children(data, base, id::BLOCK_GROUP) {
         let child = child?;
         match child.id {
-            id::BLOCK => {
-                if block.is_none() {
-                    block = Some((data.slice(child.data.clone()), child.offset));
-                }
+            id::BLOCK if block.is_none() => {
+                block = Some((data.slice(child.data.clone()), child.offset));
             }
             id::BLOCK_DURATION => duration = Some(uint(data, &child)?),
             id::REFERENCE_BLOCK => {

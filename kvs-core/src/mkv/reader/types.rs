@@ -148,7 +148,9 @@ pub struct FragmentSummary {
 #[non_exhaustive]
 pub enum Warning {
     /// A CRC-32 element does not match its parent's data.
-    #[error("CRC-32 mismatch in element 0x{parent:X} at byte {offset}: stored 0x{stored:08X}, computed 0x{computed:08X}")]
+    #[error(
+        "CRC-32 mismatch in element 0x{parent:X} at byte {offset}: stored 0x{stored:08X}, computed 0x{computed:08X}"
+    )]
     CrcMismatch {
         /// Byte offset of the parent element.
         offset: u64,
@@ -312,7 +314,9 @@ pub enum DecodeError {
         limit: u64,
     },
     /// Unknown size on an element that must have a known size.
-    #[error("element 0x{id:X} at byte {offset} has an unknown size, which only some masters may have")]
+    #[error(
+        "element 0x{id:X} at byte {offset} has an unknown size, which only some masters may have"
+    )]
     UnknownSizeNotAllowed {
         /// Byte offset of the element.
         offset: u64,
@@ -320,7 +324,9 @@ pub enum DecodeError {
         id: u32,
     },
     /// A child element that runs past the end of its parent.
-    #[error("element 0x{id:X} at byte {offset} ends at byte {end}, past its parent 0x{parent:X} ending at byte {parent_end}")]
+    #[error(
+        "element 0x{id:X} at byte {offset} ends at byte {end}, past its parent 0x{parent:X} ending at byte {parent_end}"
+    )]
     ChildOverflow {
         /// Byte offset of the child.
         offset: u64,
@@ -352,7 +358,9 @@ pub enum DecodeError {
         limit: u64,
     },
     /// More input pushed than [`ReaderLimits::max_buffered_bytes`] allows: drain events first.
-    #[error("reader holds {buffered} unconsumed bytes and was pushed {pushed} more; the limit is {limit} (drain events after each push)")]
+    #[error(
+        "reader holds {buffered} unconsumed bytes and was pushed {pushed} more; the limit is {limit} (drain events after each push)"
+    )]
     BufferFull {
         /// Bytes held.
         buffered: usize,
@@ -387,7 +395,9 @@ pub enum DecodeError {
         reason: &'static str,
     },
     /// The input ended inside an element; the fragment it belongs to is reported truncated.
-    #[error("input ended at byte {offset} inside an element ({buffered} bytes of it held, {missing} more expected)")]
+    #[error(
+        "input ended at byte {offset} inside an element ({buffered} bytes of it held, {missing} more expected)"
+    )]
     Truncated {
         /// Where the input ended.
         offset: u64,
