@@ -134,3 +134,31 @@ pub const TAG_DEFAULT: u32 = 0x4484;
 pub const TAG_STRING: u32 = 0x4487;
 /// TagBinary (SimpleTag).
 pub const TAG_BINARY: u32 = 0x4485;
+
+/// SilentTracks (Cluster).
+pub const SILENT_TRACKS: u32 = 0x5854;
+/// EncryptedBlock (Cluster, deprecated).
+pub const ENCRYPTED_BLOCK: u32 = 0xAF;
+/// BlockVirtual (BlockGroup, deprecated).
+pub const BLOCK_VIRTUAL: u32 = 0xA2;
+/// ReferencePriority (BlockGroup).
+pub const REFERENCE_PRIORITY: u32 = 0xFA;
+/// CodecName (TrackEntry).
+pub const CODEC_NAME: u32 = 0x25_8688;
+/// SignatureSlot (level 1, deprecated).
+pub const SIGNATURE_SLOT: u32 = 0x1B53_8667;
+
+/// The level an element ID sits at in a Matroska document, for the elements whose level decides
+/// where an unknown-size master ends (RFC 8794 §6.2): 0 for EBML and Segment, 1 for the Segment's
+/// children, 2 for the direct children of Cluster, Tracks and Tags. `None` for every other ID
+/// (global, deeper or unknown elements), which never closes anything.
+pub fn level(id: u32) -> Option<u8> {
+    match id {
+        EBML | SEGMENT => Some(0),
+        SEEK_HEAD | INFO | TRACKS | CLUSTER | CUES | CHAPTERS | ATTACHMENTS | TAGS
+        | SIGNATURE_SLOT => Some(1),
+        CLUSTER_TIMECODE | POSITION | PREV_SIZE | SIMPLE_BLOCK | BLOCK_GROUP | SILENT_TRACKS
+        | ENCRYPTED_BLOCK | TRACK_ENTRY | TAG => Some(2),
+        _ => None,
+    }
+}

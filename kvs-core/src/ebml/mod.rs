@@ -127,6 +127,52 @@ pub fn read_size(buf: &[u8]) -> Result<Option<(Size, usize)>, VintError> {
     Ok(Some((size, width)))
 }
 
+/// Reads a plain variable-length integer (marker bit removed, all-ones kept as a value), as used
+/// for block track numbers and EBML lace sizes.
+///
+/// Returns `Ok(None)` when `buf` holds fewer bytes than the integer needs.
+#[inline]
+pub fn read_vint(buf: &[u8]) -> Result<Option<(u64, usize)>, VintError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let width = vint_width(first).ok_or(VintError::NoMarker)?;
+    let Some(bytes) = buf.get(1..width) else {
+        return Ok(None);
+    };
+    let marker_mask = if width == 8 { 0 } else { 0xFFu8 >> width };
+    let value = bytes
+        .iter()
+        .fold(u64::from(first & marker_mask), |acc, &b| {
+            (acc << 8) | u64::from(b)
+        });
+    Ok(Some((value, width)))
+}
+
+/// Reads a signed variable-length integer as EBML lacing writes size differences: the unsigned
+/// value minus `2^(7·width − 1) − 1`.
+#[inline]
+pub fn read_signed_vint(buf: &[u8]) -> Result<Option<(i64, usize)>, VintError> {
+    let Some((value, width)) = read_vint(buf)? else {
+        return Ok(None);
+    };
+    let bias = (1i64 << (7 * width as u32 - 1)) - 1;
+    Ok(Some((value as i64 - bias, width)))
+}
+
+/// True when `id` (marker bits kept) could have been written in fewer bytes: such IDs are not
+/// the same element as their short form and are treated as unknown elements.
+pub fn id_is_non_minimal(id: u32, width: usize) -> bool {
+    if width <= 1 {
+        return false;
+    }
+    let value_bits = 7 * width as u32;
+    let value = id & ((1u32 << value_bits) - 1);
+    let shorter_bits = 7 * (width as u32 - 1);
+    // The shorter width can hold values up to 2^bits - 2 (all ones is reserved).
+    u64::from(value) < (1u64 << shorter_bits) - 1
+}
+
 /// Reads an unsigned integer element's data (0 to 8 bytes, big-endian; empty means 0).
 pub fn read_uint(data: &[u8]) -> Result<u64, VintError> {
     if data.len() > 8 {
@@ -248,6 +294,28 @@ mod tests {
         );
         assert_eq!(read_size(&[0x01, 0xFF]), Ok(None));
         assert_eq!(read_size(&[0x00]), Err(VintError::NoMarker));
+    }
+
+    #[test]
+    fn plain_and_signed_vints() {
+        assert_eq!(read_vint(&[0x81]), Ok(Some((1, 1))));
+        assert_eq!(read_vint(&[0xFF]), Ok(Some((127, 1))));
+        assert_eq!(read_vint(&[0x40, 0x02]), Ok(Some((2, 2))));
+        assert_eq!(read_vint(&[0x40]), Ok(None));
+        assert_eq!(read_vint(&[0x00]), Err(VintError::NoMarker));
+        // Signed: 1-byte bias is 63, 2-byte bias 8191.
+        assert_eq!(read_signed_vint(&[0xBF]), Ok(Some((0, 1))));
+        assert_eq!(read_signed_vint(&[0x80]), Ok(Some((-63, 1))));
+        assert_eq!(read_signed_vint(&[0x5F, 0xFF]), Ok(Some((0, 2))));
+        assert_eq!(read_signed_vint(&[0x60, 0x00]), Ok(Some((1, 2))));
+    }
+
+    #[test]
+    fn non_minimal_ids() {
+        assert!(id_is_non_minimal(0x20_0286, 3));
+        assert!(!id_is_non_minimal(0x4286, 2));
+        assert!(!id_is_non_minimal(0x1A45_DFA3, 4));
+        assert!(!id_is_non_minimal(0xA3, 1));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! | [`nal`] | Annex-B ⇄ length-prefixed (AVCC/HVCC) NAL unit framing, borrowing iterators, emulation prevention |
 //! | [`h264`] | H.264 NAL types, SPS parsing (dimensions, profile, chroma, bit depth), avcC build and parse |
 //! | [`h265`] | H.265 NAL types, SPS parsing (profile_tier_level, conformance window), hvcC build and parse |
+//! | [`access_unit`] | splitting an Annex-B H.264 / H.265 elementary stream into access units (frames) |
+//! | [`adts`] | ADTS framing of raw AAC streams: frames, payloads and the AudioSpecificConfig |
 //! | [`aac`] | the AAC AudioSpecificConfig: the 2-byte form the KVS producer writes, and a full parser |
 //! | [`g711`] | the 18-byte WAVEFORMATEX the KVS producer writes for `A_MS/ACM` (A-law, µ-law), and a parser |
 //!
@@ -18,6 +20,8 @@
 //! IDR slice, turns them into avcC or hvcC, and reads the picture size from the SPS.
 
 pub mod aac;
+pub mod access_unit;
+pub mod adts;
 mod bits;
 pub mod g711;
 pub mod h264;

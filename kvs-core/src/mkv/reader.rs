@@ -1,1 +1,0 @@
-//! Push decoder (being written).

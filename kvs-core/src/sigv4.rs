@@ -1,1 +1,0 @@
-//! TODO: module sigv4 (being written).
