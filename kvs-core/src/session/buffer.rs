@@ -47,6 +47,8 @@ pub struct BufferedFragment {
     pub chunks_ever_sent: usize,
     /// ACK flags (`ACK_*`).
     pub acks: u8,
+    /// Its chunks end with an end-of-fragment / end-of-stream Tags chain.
+    pub ends_with_marker: bool,
 }
 
 impl BufferedFragment {
@@ -140,6 +142,7 @@ impl FragmentBuffer {
             first_sent_at: None,
             chunks_ever_sent: 0,
             acks: 0,
+            ends_with_marker: false,
         });
         seq
     }
@@ -167,6 +170,7 @@ impl FragmentBuffer {
             back.len += tail.len();
             if !tail.is_empty() {
                 back.chunks.push(tail);
+                back.ends_with_marker = true;
             }
             back.closed = true;
         }

@@ -40,9 +40,10 @@ use super::metrics::SessionMetrics;
 use super::{ConnectionId, FrameId, Millis};
 use crate::ack::{AckError, AckEvent, AckEventType, AckParser, ErrorId};
 use crate::api::{FragmentTimecodeType, PutMediaRequest, Timestamp};
-use crate::fragment::FragmentNumber;
+use crate::fragment::{FragmentNumber, tag};
 use crate::mkv::writer::{
     ConfigError, END_OF_FRAGMENT_LEN, StreamConfig, StreamWriter, TimecodeMode, WriterError,
+    write_tag_chain,
 };
 use crate::mkv::{Frame, TrackInfo};
 
@@ -473,6 +474,8 @@ pub struct PutMediaSession {
     finish_deadline: Option<Millis>,
     closed: bool,
     last_now: Millis,
+    /// The end-of-fragment Tags chain.
+    end_marker: Bytes,
 }
 
 const CHUNK_RESERVE: usize = 4096;
@@ -505,6 +508,11 @@ impl PutMediaSession {
             finish_deadline: None,
             closed: false,
             last_now: now,
+            end_marker: {
+                let mut v = Vec::with_capacity(END_OF_FRAGMENT_LEN);
+                let _ = write_tag_chain(&mut v, tag::END_OF_FRAGMENT, "");
+                Bytes::from(v)
+            },
         })
     }
 
@@ -838,6 +846,7 @@ impl PutMediaSession {
         }
         loop {
             let index = self.buffer.index_from(self.cursor.seq);
+            let total = self.buffer.len();
             let frag = self.buffer.get_mut(index)?;
             if frag.seq != self.cursor.seq {
                 self.cursor = Cursor {
@@ -875,15 +884,25 @@ impl PutMediaSession {
             if !frag.closed {
                 return None;
             }
+            // A complete fragment with nothing after it (its successors were acknowledged, so
+            // this is a replay) would stay open on the service side: end it explicitly.
+            let last = index + 1 >= total;
+            let marker = last && !frag.ends_with_marker;
+            let next_seq = frag.seq + 1;
             if let Some(c) = self.active.as_mut()
                 && c.ack_wait_since.is_none()
             {
                 c.ack_wait_since = Some(now);
             }
             self.cursor = Cursor {
-                seq: frag.seq + 1,
+                seq: next_seq,
                 chunk: 0,
             };
+            if marker {
+                let data = self.end_marker.clone();
+                self.metrics.bytes_sent += data.len() as u64;
+                return Some(Transmit { connection, data });
+            }
         }
     }
 
@@ -957,9 +976,10 @@ impl PutMediaSession {
     fn droppable(&self) -> Option<usize> {
         // Every rewind clears `sent_on`, so a set one always names a live or draining
         // connection.
+        // Only fragments that never went out are dropped: one that did may have been stored.
         self.buffer
             .iter()
-            .position(|f| f.closed && f.sent_on.is_none())
+            .position(|f| f.closed && f.sent_on.is_none() && f.chunks_ever_sent == 0)
     }
 
     fn conn_mut(&mut self, id: ConnectionId) -> Option<&mut Conn> {
@@ -1314,8 +1334,12 @@ impl PutMediaSession {
                 .position(self.cursor.seq)
                 .and_then(|i| self.buffer.get(i))
                 .is_some_and(|f| f.closed && self.cursor.chunk >= f.chunks.len());
-        if ready && at_boundary && self.has_unsent() {
-            if let (Some(old), Some(new)) = (self.active.take(), self.next.take()) {
+        if ready
+            && at_boundary
+            && self.has_unsent()
+            && let (Some(old), Some(new)) = (self.active.take(), self.next.take())
+        {
+            {
                 self.events.push_back(Event::EndBody { connection: old.id });
                 self.metrics.rotations += 1;
                 let carries = self.carries_unacked(old.id);
