@@ -253,3 +253,50 @@ fn gstreamer_matroskamux() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// PyAV (libav's muxer driven from Python, the way data scientists write MKV) writes H.264 with
+/// numpy-made pictures; the decoder must agree with ffprobe on every packet.
+#[test]
+fn pyav_written_mkv() {
+    if !have_tool("ffprobe") {
+        return;
+    }
+    let python = std::env::var("KVS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_av = Command::new(&python)
+        .args(["-c", "import av, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_av {
+        assert!(
+            std::env::var("KVS_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{python} with PyAV and numpy is required (KVS_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("{python} lacks PyAV or numpy; skipping");
+        return;
+    }
+    let dir = temp_dir("pyav");
+    let path = dir.join("pyav.mkv");
+    let script = r#"
+import sys, av, numpy as np
+out = av.open(sys.argv[1], "w", format="matroska")
+video = out.add_stream("libx264", rate=25)
+video.width, video.height, video.pix_fmt = 176, 144, "yuv420p"
+video.options = {"g": "25", "bf": "0"}
+for i in range(60):
+    img = np.zeros((144, 176, 3), dtype=np.uint8)
+    img[:, :, 0] = (i * 4) % 256
+    img[i % 144, :, 1] = 255
+    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+    for packet in video.encode(frame):
+        out.mux(packet)
+for packet in video.encode():
+    out.mux(packet)
+out.close()
+"#;
+    run(Command::new(&python).args(["-c", script]).arg(&path));
+    let (frames, events) = decode_file(&path);
+    assert_eq!(frames.len(), 60);
+    assert!(fragments(&events) >= 1);
+    assert!(frames[0].keyframe);
+    compare_with_ffprobe(&path, &frames);
+}
