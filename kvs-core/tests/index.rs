@@ -93,7 +93,7 @@ fn crc32_check_value() {
 #[test]
 fn entry_is_compact() {
     assert_eq!(std::mem::size_of::<Fragment>(), 48);
-    assert!(FragmentIndex::BYTES_PER_FRAGMENT <= 64);
+    assert_eq!(FragmentIndex::BYTES_PER_FRAGMENT, 56);
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn hls_discontinuities_and_live_replay() {
         .map(|e| e.discontinuity)
         .collect();
     assert_eq!(flags, [false, false, true, false]);
-    assert!(DISCONTINUITY_TOLERANCE_MS == 50);
+    assert_eq!(DISCONTINUITY_TOLERANCE_MS, 50);
     let replay = |elapsed_ms| {
         ix.playlist(req(
             PlaybackMode::LiveReplay {
