@@ -93,7 +93,7 @@ fn crc32_check_value() {
 #[test]
 fn entry_is_compact() {
     assert_eq!(std::mem::size_of::<Fragment>(), 48);
-    assert_eq!(FragmentIndex::BYTES_PER_FRAGMENT, 56);
+    assert_eq!(FragmentIndex::BYTES_PER_FRAGMENT, 60);
 }
 
 #[test]

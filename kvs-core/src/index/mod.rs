@@ -23,8 +23,10 @@
 //! already sent, and a producer clock may step back. Ingest does not (and must not) reject those,
 //! so the index keeps a secondary deque of positions sorted by `(producer timestamp, sequence)`.
 //!
-//! Per fragment that is one [`Fragment`] (48 bytes) plus one `u64` position (8 bytes): 56 bytes,
-//! plus the deques' spare capacity. The 47-digit fragment number is never stored; it is rendered
+//! Per fragment that is one [`Fragment`] (48 bytes) plus one 12-byte secondary element (the
+//! producer timestamp, so that producer searches read only the secondary deque, and the position
+//! modulo 2^32): 60 bytes ([`FragmentIndex::BYTES_PER_FRAGMENT`]), plus the deques' spare
+//! capacity. An index holds at most `u32::MAX` fragments. The 47-digit fragment number is never stored; it is rendered
 //! on demand from `(sequence, server timestamp, random28)`.
 //!
 //! * queries (range pages, seeks, lookups): `O(log n)` plus the size of the answer;
@@ -221,19 +223,58 @@ pub enum IndexError {
 pub struct FragmentIndex {
     /// Fragments in append order (= sequence order = server-timestamp order).
     entries: VecDeque<Fragment>,
-    /// Absolute positions (see `base`) sorted by `(producer timestamp, sequence)`.
-    by_producer: VecDeque<u64>,
+    /// Every fragment once, sorted by `(producer timestamp, sequence)`.
+    by_producer: VecDeque<ProducerSlot>,
     /// Absolute position of `entries[0]`: how many fragments were ever trimmed.
     base: u64,
     limits: IndexLimits,
 }
 
-/// `(producer timestamp, sequence)` of the fragment at absolute position `pos`.
-fn producer_key(entries: &VecDeque<Fragment>, base: u64, pos: u64) -> (u64, u64) {
-    let slot = usize::try_from(pos.wrapping_sub(base)).unwrap_or(usize::MAX);
-    entries
-        .get(slot)
-        .map_or((u64::MAX, u64::MAX), |f| f.key(TimestampKind::Producer))
+/// Secondary-order element: the producer timestamp (so that searches read no entry) and the
+/// fragment's absolute position modulo 2^32 (12 bytes, alignment 4). The index holds fewer than
+/// 2^32 fragments, so `pos - base` modulo 2^32 recovers the slot in `entries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProducerSlot {
+    hi: u32,
+    lo: u32,
+    pos: u32,
+}
+
+impl ProducerSlot {
+    fn new(producer_ms: u64, pos: u64) -> Self {
+        ProducerSlot {
+            hi: (producer_ms >> 32) as u32,
+            lo: producer_ms as u32,
+            pos: pos as u32,
+        }
+    }
+
+    fn producer(self) -> u64 {
+        (u64::from(self.hi) << 32) | u64::from(self.lo)
+    }
+}
+
+/// Iterator over a range of fragments in one kind's order, ascending by key; see
+/// [`FragmentIndex::range`].
+#[derive(Debug, Clone)]
+pub struct RangeIter<'a> {
+    index: &'a FragmentIndex,
+    kind: TimestampKind,
+    slot: usize,
+    end_ms: u64,
+}
+
+impl<'a> Iterator for RangeIter<'a> {
+    type Item = &'a Fragment;
+
+    fn next(&mut self) -> Option<&'a Fragment> {
+        let f = self.index.at_slot(self.kind, self.slot)?;
+        if f.timestamp(self.kind) > self.end_ms {
+            return None;
+        }
+        self.slot += 1;
+        Some(f)
+    }
 }
 
 impl FragmentIndex {
@@ -242,10 +283,12 @@ impl FragmentIndex {
         Self::default()
     }
 
-    /// An empty index with the given limits.
+    /// An empty index with the given limits (`max_fragments` is capped at `u32::MAX`).
     pub fn with_limits(limits: IndexLimits) -> Self {
         FragmentIndex {
-            limits,
+            limits: IndexLimits {
+                max_fragments: limits.max_fragments.min(u32::MAX as usize),
+            },
             ..Self::default()
         }
     }
@@ -280,6 +323,69 @@ impl FragmentIndex {
         self.entries.back()
     }
 
+    /// Slot in `entries` of a secondary-order element.
+    fn entry_slot(&self, s: ProducerSlot) -> usize {
+        s.pos.wrapping_sub(self.base as u32) as usize
+    }
+
+    /// The fragment at `slot` of `kind` order.
+    fn at_slot(&self, kind: TimestampKind, slot: usize) -> Option<&Fragment> {
+        match kind {
+            TimestampKind::Server => self.entries.get(slot),
+            TimestampKind::Producer => {
+                let s = *self.by_producer.get(slot)?;
+                self.entries.get(self.entry_slot(s))
+            }
+        }
+    }
+
+    /// `s`'s key is less than `key` (`(producer, sequence)`); reads the entry only on a tie.
+    fn producer_less(&self, s: ProducerSlot, key: (u64, u64)) -> bool {
+        let p = s.producer();
+        p < key.0
+            || (p == key.0
+                && self
+                    .entries
+                    .get(self.entry_slot(s))
+                    .is_some_and(|f| f.sequence < key.1))
+    }
+
+    /// First slot of `kind` order whose key is `>= key`.
+    fn lower_bound(&self, kind: TimestampKind, key: (u64, u64)) -> usize {
+        match kind {
+            TimestampKind::Server => self
+                .entries
+                .partition_point(|f| f.key(TimestampKind::Server) < key),
+            TimestampKind::Producer => self
+                .by_producer
+                .partition_point(|&s| self.producer_less(s, key)),
+        }
+    }
+
+    /// Start timestamp at `slot` of `kind` order.
+    fn ts_at(&self, kind: TimestampKind, slot: usize) -> Option<u64> {
+        match kind {
+            TimestampKind::Server => self.entries.get(slot).map(|f| f.server_timestamp_ms),
+            TimestampKind::Producer => self.by_producer.get(slot).map(|s| s.producer()),
+        }
+    }
+
+    /// First slot of the run of equal start timestamps that contains `slot`.
+    fn first_of_ties(&self, kind: TimestampKind, slot: usize) -> usize {
+        let Some(ts) = self.ts_at(kind, slot) else {
+            return slot;
+        };
+        let mut j = slot;
+        for _ in 0..8 {
+            match j.checked_sub(1) {
+                Some(prev) if self.ts_at(kind, prev) == Some(ts) => j = prev,
+                Some(_) | None => return j,
+            }
+        }
+        // A long run of equal timestamps: search instead.
+        self.lower_bound(kind, (ts, 0))
+    }
+
     /// Adds a fragment. Its sequence must be greater, and its server timestamp not smaller, than
     /// those of the newest indexed fragment (also across trims); its random part must fit 28 bits.
     pub fn append(&mut self, fragment: Fragment) -> Result<(), IndexError> {
@@ -310,21 +416,20 @@ impl FragmentIndex {
             });
         }
         let pos = self.base + self.entries.len() as u64;
-        self.entries.push_back(fragment);
-        let key = fragment.key(TimestampKind::Producer);
-        let (entries, base) = (&self.entries, self.base);
+        let slot = ProducerSlot::new(fragment.producer_timestamp_ms, pos);
+        // The new fragment has the greatest sequence: it goes after every equal timestamp.
         let in_order = self
             .by_producer
             .back()
-            .is_none_or(|&b| producer_key(entries, base, b) <= key);
+            .is_none_or(|b| b.producer() <= fragment.producer_timestamp_ms);
         if in_order {
-            self.by_producer.push_back(pos);
+            self.by_producer.push_back(slot);
         } else {
-            let at = self
-                .by_producer
-                .partition_point(|&p| producer_key(entries, base, p) < key);
-            self.by_producer.insert(at, pos);
+            let p = fragment.producer_timestamp_ms;
+            let at = self.by_producer.partition_point(|s| s.producer() <= p);
+            self.by_producer.insert(at, slot);
         }
+        self.entries.push_back(fragment);
         Ok(())
     }
 
@@ -337,88 +442,59 @@ impl FragmentIndex {
         if dead == 0 {
             return 0;
         }
-        let new_base = self.base + dead as u64;
         let mut popped = 0usize;
-        while let Some(&p) = self.by_producer.front() {
-            if p >= new_base {
+        while let Some(&s) = self.by_producer.front() {
+            if self.entry_slot(s) >= dead {
                 break;
             }
             self.by_producer.pop_front();
             popped += 1;
         }
-        if popped < dead {
+        if popped < dead
+            && let Some(&front) = self.by_producer.front()
+        {
             // Some dead fragments sort after a surviving one in producer order (a replayed or
             // late fragment survives with an older producer timestamp). Find each by search.
-            let (entries, base) = (&self.entries, self.base);
-            if let Some(&front) = self.by_producer.front() {
-                let front_key = producer_key(entries, base, front);
-                for (i, f) in entries.iter().take(dead).enumerate() {
-                    let key = f.key(TimestampKind::Producer);
-                    if key <= front_key {
-                        continue; // sorted before the first survivor: already popped
-                    }
-                    let at = self
-                        .by_producer
-                        .partition_point(|&p| producer_key(entries, base, p) < key);
-                    if self.by_producer.get(at) == Some(&(base + i as u64)) {
-                        self.by_producer.remove(at);
-                    }
+            let front_key = self
+                .entries
+                .get(self.entry_slot(front))
+                .map_or((0, 0), |f| f.key(TimestampKind::Producer));
+            for i in 0..dead {
+                let Some(key) = self.entries.get(i).map(|f| f.key(TimestampKind::Producer)) else {
+                    break;
+                };
+                if key <= front_key {
+                    continue; // sorted before the first survivor: already popped
+                }
+                let at = self.lower_bound(TimestampKind::Producer, key);
+                if let Some(&s) = self.by_producer.get(at)
+                    && self.entry_slot(s) == i
+                {
+                    self.by_producer.remove(at);
                 }
             }
         }
         self.entries.drain(..dead);
-        self.base = new_base;
+        self.base += dead as u64;
         dead
     }
 
-    /// Index in `entries` of the first fragment whose server key is `>= key`.
-    fn server_lower_bound(&self, key: (u64, u64)) -> usize {
-        self.entries
-            .partition_point(|f| f.key(TimestampKind::Server) < key)
-    }
-
-    /// Index in `by_producer` of the first fragment whose producer key is `>= key`.
-    fn producer_lower_bound(&self, key: (u64, u64)) -> usize {
-        let (entries, base) = (&self.entries, self.base);
-        self.by_producer
-            .partition_point(|&p| producer_key(entries, base, p) < key)
-    }
-
-    fn at_producer_slot(&self, slot: usize) -> Option<&Fragment> {
-        let pos = *self.by_producer.get(slot)?;
-        let i = usize::try_from(pos.checked_sub(self.base)?).ok()?;
-        self.entries.get(i)
-    }
-
     /// Fragments in `kind` order (ascending [`Fragment::key`]) whose key is `>= key`.
-    pub fn iter_from_key(
-        &self,
-        kind: TimestampKind,
-        key: (u64, u64),
-    ) -> impl Iterator<Item = &Fragment> + '_ {
-        let (server, producer) = match kind {
-            TimestampKind::Server => (Some(self.server_lower_bound(key)), None),
-            TimestampKind::Producer => (None, Some(self.producer_lower_bound(key))),
-        };
-        let a = server
-            .into_iter()
-            .flat_map(move |i| self.entries.range(i.min(self.entries.len())..));
-        let b = producer.into_iter().flat_map(move |i| {
-            (i..self.by_producer.len()).filter_map(move |slot| self.at_producer_slot(slot))
-        });
-        a.chain(b)
+    pub fn iter_from_key(&self, kind: TimestampKind, key: (u64, u64)) -> RangeIter<'_> {
+        RangeIter {
+            index: self,
+            kind,
+            slot: self.lower_bound(kind, key),
+            end_ms: u64::MAX,
+        }
     }
 
     /// Fragments in `kind` order whose start timestamp lies in `[start_ms, end_ms]`.
-    pub fn range(&self, query: RangeQuery) -> impl Iterator<Item = &Fragment> + '_ {
+    pub fn range(&self, query: RangeQuery) -> RangeIter<'_> {
         self.range_after(query, None)
     }
 
-    fn range_after(
-        &self,
-        query: RangeQuery,
-        after: Option<(u64, u64)>,
-    ) -> impl Iterator<Item = &Fragment> + '_ {
+    fn range_after(&self, query: RangeQuery, after: Option<(u64, u64)>) -> RangeIter<'_> {
         let from = match after {
             // Strictly after `after`; (ts, u64::MAX) cannot be exceeded, so step the timestamp.
             Some((ts, seq)) => match seq.checked_add(1) {
@@ -428,10 +504,18 @@ impl FragmentIndex {
             None => (query.start_ms, 0),
         };
         let from = from.max((query.start_ms, 0));
-        let kind = query.kind;
-        let empty = query.start_ms > query.end_ms;
-        self.iter_from_key(kind, from)
-            .take_while(move |f| !empty && f.timestamp(kind) <= query.end_ms)
+        if query.start_ms > query.end_ms {
+            return RangeIter {
+                index: self,
+                kind: query.kind,
+                slot: usize::MAX,
+                end_ms: 0,
+            };
+        }
+        RangeIter {
+            end_ms: query.end_ms,
+            ..self.iter_from_key(query.kind, from)
+        }
     }
 
     /// ListFragments, first page: at most `max_results` (clamped to 1..=[`MAX_LIST_RESULTS`])
@@ -451,7 +535,8 @@ impl FragmentIndex {
     fn page(&self, query: RangeQuery, after: Option<(u64, u64)>, max_results: usize) -> Page {
         let max = max_results.clamp(1, MAX_LIST_RESULTS);
         let mut it = self.range_after(query, after);
-        let fragments: Vec<Fragment> = it.by_ref().take(max).copied().collect();
+        let mut fragments = Vec::with_capacity(max);
+        fragments.extend(it.by_ref().take(max).copied());
         let more = fragments.len() == max && it.next().is_some();
         let next_token = match (more, fragments.last()) {
             (true, Some(last)) => Some(PageToken::new(query, last.key(query.kind))),
@@ -495,10 +580,29 @@ impl FragmentIndex {
         self.entries.range(i..)
     }
 
+    /// One search for both seeks: `(containing, first at or after)` slots of `kind` order.
+    fn locate(&self, kind: TimestampKind, t_ms: u64) -> (Option<usize>, usize) {
+        // Every slot before `i` starts at or before t; slot `i` starts after t.
+        let i = match t_ms.checked_add(1) {
+            Some(next) => self.lower_bound(kind, (next, 0)),
+            None => self.entries.len(),
+        };
+        let Some(last) = i.checked_sub(1) else {
+            return (None, i);
+        };
+        let j = self.first_of_ties(kind, last);
+        let Some(oldest) = self.at_slot(kind, j) else {
+            return (None, i);
+        };
+        let containing = (t_ms < oldest.end(kind)).then_some(j);
+        let at_or_after = if oldest.timestamp(kind) == t_ms { j } else { i };
+        (containing, at_or_after)
+    }
+
     /// The first fragment (ascending key) whose start timestamp under `kind` is `>= t_ms`; among
     /// fragments starting at the same time, the oldest ingested.
     pub fn first_at_or_after(&self, kind: TimestampKind, t_ms: u64) -> Option<&Fragment> {
-        self.iter_from_key(kind, (t_ms, 0)).next()
+        self.at_slot(kind, self.locate(kind, t_ms).1)
     }
 
     /// The fragment containing `t_ms` under `kind`: the latest-starting fragment whose start is
@@ -506,20 +610,7 @@ impl FragmentIndex {
     /// start at that same time (a replay), the oldest ingested is chosen. Overlaps between
     /// fragments with *different* starts resolve to the later start.
     pub fn containing(&self, kind: TimestampKind, t_ms: u64) -> Option<&Fragment> {
-        // Last fragment with start <= t: the one before the first with key >= (t + 1, 0).
-        let start = match kind {
-            TimestampKind::Server => {
-                let i = self.server_lower_bound((t_ms.checked_add(1)?, 0));
-                self.entries.get(i.checked_sub(1)?)?.server_timestamp_ms
-            }
-            TimestampKind::Producer => {
-                let i = self.producer_lower_bound((t_ms.checked_add(1)?, 0));
-                self.at_producer_slot(i.checked_sub(1)?)?
-                    .producer_timestamp_ms
-            }
-        };
-        let oldest = self.first_at_or_after(kind, start)?;
-        (t_ms < oldest.end(kind)).then_some(oldest)
+        self.at_slot(kind, self.locate(kind, t_ms).0?)
     }
 
     /// Where a GetMedia session starts. The session then streams
@@ -527,6 +618,10 @@ impl FragmentIndex {
     /// Timestamp selectors pick [`containing`](Self::containing), else
     /// [`first_at_or_after`](Self::first_at_or_after); `None` means nothing to send yet.
     pub fn seek(&self, selector: StartSelector<'_>) -> Option<&Fragment> {
+        let by_time = |kind, t| {
+            let (containing, at_or_after) = self.locate(kind, t);
+            self.at_slot(kind, containing.unwrap_or(at_or_after))
+        };
         match selector {
             StartSelector::Earliest => self.first(),
             StartSelector::Now => self.last(),
@@ -535,12 +630,8 @@ impl FragmentIndex {
                 self.after_sequence(f.sequence)
             }
             StartSelector::AfterSequence(s) => self.after_sequence(s),
-            StartSelector::ProducerTimestamp(t) => self
-                .containing(TimestampKind::Producer, t)
-                .or_else(|| self.first_at_or_after(TimestampKind::Producer, t)),
-            StartSelector::ServerTimestamp(t) => self
-                .containing(TimestampKind::Server, t)
-                .or_else(|| self.first_at_or_after(TimestampKind::Server, t)),
+            StartSelector::ProducerTimestamp(t) => by_time(TimestampKind::Producer, t),
+            StartSelector::ServerTimestamp(t) => by_time(TimestampKind::Server, t),
         }
     }
 
@@ -553,5 +644,5 @@ impl FragmentIndex {
 
     /// Heap bytes per fragment of the two structures, excluding spare capacity.
     pub const BYTES_PER_FRAGMENT: usize =
-        core::mem::size_of::<Fragment>() + core::mem::size_of::<u64>();
+        core::mem::size_of::<Fragment>() + core::mem::size_of::<ProducerSlot>();
 }
