@@ -675,6 +675,19 @@ proptest! {
         let got = r.finish();
         prop_assert!(got.valid_bytes <= data.len() as u64);
         prop_assert_eq!(got.index.len() <= 8, true);
+        let whole = Rebuilder::rebuild(&data, IndexLimits { max_fragments: 8 });
+        prop_assert_eq!(&got.defect, &whole.defect);
+        prop_assert!(got.index.iter().eq(whole.index.iter()));
+        // The applied records re-encode to exactly the valid prefix.
+        let (records, _) = decode_records(&data);
+        let mut again = Vec::new();
+        for rec in records.iter().take(whole.records as usize) {
+            match rec {
+                Record::Fragment(f) => f.encode_record(&mut again),
+                Record::Trim(c) => codec::encode_trim(*c, &mut again),
+            }
+        }
+        prop_assert_eq!(&again[..], &data[..whole.valid_bytes as usize]);
         let _ = PageToken::decode(&String::from_utf8_lossy(&data));
     }
 }
