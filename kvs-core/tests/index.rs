@@ -691,3 +691,30 @@ proptest! {
         let _ = PageToken::decode(&String::from_utf8_lossy(&data));
     }
 }
+
+#[test]
+fn long_runs_of_equal_timestamps_seek_to_the_oldest() {
+    let mut ix = FragmentIndex::new();
+    ix.append(frag(1, 10, 500, 10)).unwrap();
+    for i in 2..=30 {
+        ix.append(frag(i, 10 + i, 1000, 10)).unwrap();
+    }
+    for kind in KINDS {
+        let t = match kind {
+            TimestampKind::Producer => 1005,
+            TimestampKind::Server => 12,
+        };
+        assert_eq!(ix.containing(kind, t).map(|f| f.sequence), Some(2));
+    }
+    assert_eq!(
+        ix.first_at_or_after(TimestampKind::Producer, 1000)
+            .map(|f| f.sequence),
+        Some(2)
+    );
+    assert_eq!(ix.trim_before(20), 9);
+    assert_eq!(
+        ix.first_at_or_after(TimestampKind::Producer, 0)
+            .map(|f| f.sequence),
+        Some(10)
+    );
+}

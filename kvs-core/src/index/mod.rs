@@ -534,10 +534,35 @@ impl FragmentIndex {
 
     fn page(&self, query: RangeQuery, after: Option<(u64, u64)>, max_results: usize) -> Page {
         let max = max_results.clamp(1, MAX_LIST_RESULTS);
-        let mut it = self.range_after(query, after);
-        let mut fragments = Vec::with_capacity(max);
-        fragments.extend(it.by_ref().take(max).copied());
-        let more = fragments.len() == max && it.next().is_some();
+        let it = self.range_after(query, after);
+        // Collect one more than a page to learn whether more remain.
+        let mut fragments = Vec::with_capacity(max + 1);
+        match query.kind {
+            TimestampKind::Server => {
+                // Contiguous copies: the answer is a run of the primary deque.
+                let (a, b) = self.entries.as_slices();
+                let (a, b) = match it.slot.checked_sub(a.len()) {
+                    None => (a.get(it.slot..).unwrap_or_default(), b),
+                    Some(in_b) => (&[][..], b.get(in_b..).unwrap_or_default()),
+                };
+                for part in [a, b] {
+                    let want = max + 1 - fragments.len();
+                    let part = part.get(..want.min(part.len())).unwrap_or_default();
+                    // A forward scan (prefetch-friendly), not a search: the page is short.
+                    let n = part
+                        .iter()
+                        .position(|f| f.server_timestamp_ms > it.end_ms)
+                        .unwrap_or(part.len());
+                    fragments.extend_from_slice(part.get(..n).unwrap_or_default());
+                    if n < part.len() {
+                        break;
+                    }
+                }
+            }
+            TimestampKind::Producer => fragments.extend(it.take(max + 1).copied()),
+        }
+        let more = fragments.len() > max;
+        fragments.truncate(max);
         let next_token = match (more, fragments.last()) {
             (true, Some(last)) => Some(PageToken::new(query, last.key(query.kind))),
             _ => None,
