@@ -12,6 +12,7 @@
 //! | [`mkv`] | the streaming MKV decoder and the KVS producer / GetMedia encoders |
 //! | [`media`] | codec-private helpers: Annex-B/AVCC, avcC, hvcC, SPS dimensions, AAC, G.711 |
 //! | [`fragment`] | KVS fragment metadata: `AWS_KINESISVIDEO_*` tags, fragment numbers, timestamps |
+//! | [`index`] | the per-stream fragment timestamp index: range pages, seeks, retention, its record log |
 //! | [`api`] | the KVS HTTP API as typed operations, for clients and servers alike |
 //! | [`sigv4`] | SigV4 signing (feature `sign`) and verification |
 //! | [`ack`] | the PutMedia acknowledgement stream: incremental parser and writer |
@@ -27,6 +28,7 @@ pub mod api;
 pub mod credentials;
 pub mod ebml;
 pub mod fragment;
+pub mod index;
 pub mod media;
 pub mod mkv;
 pub mod session;
