@@ -12,10 +12,15 @@ root=$(pwd)
 step() { printf '\n==> %s\n' "$*"; }
 
 # --- system tools ---------------------------------------------------------------------------
-apt_packages=(mkvtoolnix ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav)
+apt_packages=(mkvtoolnix ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 need_apt=0
 for tool in mkvinfo mkvmerge ffprobe ffmpeg gst-launch-1.0; do
   command -v "$tool" >/dev/null 2>&1 || need_apt=1
+done
+# x264enc (plugins-ugly) and h264parse (plugins-bad) let the GStreamer tests use H.264.
+for element in matroskamux matroskademux x264enc h264parse avdec_h264; do
+  gst-inspect-1.0 "$element" >/dev/null 2>&1 || need_apt=1
 done
 if [ "${KVS_SKIP_INSTALL:-0}" != 1 ] && [ "$need_apt" = 1 ]; then
   step "installing system tools: ${apt_packages[*]}"
