@@ -38,7 +38,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let stdout = io::stdout().lock();
     let mut report = Report::new(BufWriter::new(stdout), args.json);
     let outcome = inspect(source, &mut report);
-    report.finish().map_err(|e| format!("cannot write output: {e}"))?;
+    report
+        .finish()
+        .map_err(|e| format!("cannot write output: {e}"))?;
     outcome
 }
 
@@ -214,10 +216,16 @@ impl<W: Write> Report<W> {
             line.push_str(&format!(", number {n}"));
         }
         if let Some(ms) = m.producer_timestamp_ms {
-            line.push_str(&format!(", producer {}", kvs_core::fragment::format_seconds_millis(ms)));
+            line.push_str(&format!(
+                ", producer {}",
+                kvs_core::fragment::format_seconds_millis(ms)
+            ));
         }
         if let Some(ms) = m.server_timestamp_ms {
-            line.push_str(&format!(", server {}", kvs_core::fragment::format_seconds_millis(ms)));
+            line.push_str(&format!(
+                ", server {}",
+                kvs_core::fragment::format_seconds_millis(ms)
+            ));
         }
         if let Some(ms) = m.millis_behind_now {
             line.push_str(&format!(", {ms} ms behind now"));
