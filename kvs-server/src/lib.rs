@@ -319,13 +319,15 @@ impl Server {
         self.ca_cert.as_deref()
     }
 
-    /// One line a shell can evaluate to point AWS clients at this server.
+    /// One line a shell can evaluate to point AWS clients at this server (`AWS_DEFAULT_REGION` is
+    /// repeated for older botocore releases that read only that name).
     pub fn export_line(&self) -> String {
         let mut line = format!(
-            "export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={}",
+            "export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={} AWS_DEFAULT_REGION={}",
             self.base_url,
             self.credentials.access_key_id,
             self.credentials.secret_access_key,
+            self.region,
             self.region
         );
         if let Some(ca) = &self.ca_cert {
