@@ -253,6 +253,13 @@ impl Ingest {
 
     fn on_data(&mut self, data: Bytes) -> Result<(), Fail> {
         self.buf.extend_from_slice(&data);
+        // A producer stream starts with an EBML header, nothing else.
+        if !self.seen_ebml && self.base == 0 {
+            let n = self.buf.len().min(4);
+            if self.buf.get(..n) != kvs_core::mkv::writer::EBML_HEADER.get(..n) {
+                return Err(Fail(ErrorId::INVALID_MKV_DATA));
+            }
+        }
         if self.reader.push(data).is_err() {
             return Err(Fail(ErrorId::INVALID_MKV_DATA));
         }
@@ -373,6 +380,10 @@ impl Ingest {
                     return Err(Fail(E::FRAGMENT_DURATION_REACHED));
                 }
             }
+            Event::Warning(
+                kvs_core::mkv::reader::Warning::Skipped { .. }
+                | kvs_core::mkv::reader::Warning::MissingClusterTimecode { .. },
+            ) => return Err(Fail(E::INVALID_MKV_DATA)),
             Event::FragmentEnd(s) => {
                 if let Some(o) = &self.open
                     && s.offset == o.cluster_offset
