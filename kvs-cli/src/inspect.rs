@@ -128,11 +128,10 @@ impl<W: Write> Report<W> {
     fn event(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::EbmlHeader(_) => self.documents += 1,
-            Event::Track(track) => {
-                if self.tracks.get(&track.number) != Some(&*track) {
-                    self.track(&track)?;
-                    self.tracks.insert(track.number, *track);
-                }
+            // GetMedia repeats the tracks in every document: print each one once.
+            Event::Track(track) if self.tracks.get(&track.number) != Some(&*track) => {
+                self.track(&track)?;
+                self.tracks.insert(track.number, *track);
             }
             Event::FragmentEnd(summary) => self.fragment(&summary)?,
             Event::Warning(warning) => {

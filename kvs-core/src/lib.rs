@@ -16,6 +16,7 @@
 //! | [`sigv4`] | SigV4 signing (feature `sign`) and verification |
 //! | [`ack`] | the PutMedia acknowledgement stream: incremental parser and writer |
 //! | [`credentials`] | AWS credentials, shared config files, the IoT credentials provider |
+//! | [`session`] | the PutMedia producer session and the GetMedia consumer cursor (state machines) |
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -28,4 +29,5 @@ pub mod ebml;
 pub mod fragment;
 pub mod media;
 pub mod mkv;
+pub mod session;
 pub mod sigv4;

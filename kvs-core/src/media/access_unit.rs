@@ -92,10 +92,10 @@ impl AccessUnitSplitter {
     pub fn next_access_unit(&mut self) -> Result<Option<AccessUnit>, MediaError> {
         loop {
             let Some(sc) = find_start_code(&self.buf, self.scan) else {
-                if !self.started {
-                    if let Some(offset) = self.buf.iter().position(|&b| b != 0) {
-                        return Err(MediaError::MissingStartCode { offset });
-                    }
+                if !self.started
+                    && let Some(offset) = self.buf.iter().position(|&b| b != 0)
+                {
+                    return Err(MediaError::MissingStartCode { offset });
                 }
                 // Keep the last two bytes: they may begin a start code.
                 self.scan = self.buf.len().saturating_sub(2).max(self.scan);
