@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -543,9 +543,4 @@ pub(crate) fn trim_buffer(limits: &crate::Limits, data: &mut crate::state::Strea
                 .saturating_sub(f.cache.map_or(0, |c| c.len() as u64));
         }
     }
-}
-
-/// Path of a stream's data directory (for tests and tools).
-pub(crate) fn _stream_dir(root: &Path, meta: &StreamMeta) -> PathBuf {
-    root.join("streams").join(meta.dir_name())
 }

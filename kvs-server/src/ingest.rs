@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -642,7 +642,3 @@ impl Drop for Ingest {
         self.stream.published.send_modify(|_| {});
     }
 }
-
-/// How long GetMedia waits for PERSISTED before giving up on a disconnected producer.
-#[allow(dead_code)]
-const _PERSIST_WAIT: Duration = Duration::from_secs(5);

@@ -12,7 +12,7 @@ use kvs_core::mkv::getmedia::{FragmentDocument, ProducerHeader, Trailer, write_e
 use tokio::sync::mpsc;
 
 use crate::control::find;
-use crate::http_service::{Body, ChannelBody, Ctx, full};
+use crate::http_service::{Body, ChannelBody, Ctx};
 use crate::now_ms;
 use crate::state::{FragmentEntry, Stream, lock};
 use crate::store;
@@ -363,9 +363,4 @@ pub(crate) fn list_fragments(
         fragments,
         next_token,
     })
-}
-
-#[allow(dead_code)]
-fn _unused(_: &Ctx) -> http::Response<Body> {
-    full(http::Response::new(Bytes::new()))
 }

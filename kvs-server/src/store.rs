@@ -132,7 +132,10 @@ fn parse_fragment_meta(p: &[u8]) -> Option<(FragmentRecord, usize)> {
 
 /// Reads records from `file` until the end or the first bad one; returns (records with their
 /// payload offsets, the length of the valid prefix).
-fn scan_records(path: &Path) -> io::Result<(Vec<(u8, u64, Vec<u8>)>, u64, u64)> {
+/// One record read back: kind, offset of its payload, payload.
+type RawRecord = (u8, u64, Vec<u8>);
+
+fn scan_records(path: &Path) -> io::Result<(Vec<RawRecord>, u64, u64)> {
     let mut file = File::open(path)?;
     let total = file.metadata()?.len();
     let mut records = Vec::new();
