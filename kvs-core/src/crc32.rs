@@ -36,24 +36,55 @@ const fn crc_tables() -> [[u32; 256]; 8] {
 
 /// CRC-32 (IEEE) of `data`: `crc32(b"123456789") == 0xCBF4_3926`.
 pub fn crc32(data: &[u8]) -> u32 {
-    let t = &CRC_TABLES;
-    let mut crc = !0u32;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
-        crc = t[7][(lo & 0xFF) as usize]
-            ^ t[6][((lo >> 8) & 0xFF) as usize]
-            ^ t[5][((lo >> 16) & 0xFF) as usize]
-            ^ t[4][(lo >> 24) as usize]
-            ^ t[3][c[4] as usize]
-            ^ t[2][c[5] as usize]
-            ^ t[1][c[6] as usize]
-            ^ t[0][c[7] as usize];
+    let mut hasher = Crc32::new();
+    hasher.update(data);
+    hasher.finalize()
+}
+
+/// An incremental CRC-32, for data that arrives in pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crc32 {
+    state: u32,
+}
+
+impl Default for Crc32 {
+    fn default() -> Self {
+        Self::new()
     }
-    for &b in chunks.remainder() {
-        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xFF) as usize];
+}
+
+impl Crc32 {
+    /// A checksum of nothing yet.
+    pub fn new() -> Self {
+        Crc32 { state: !0 }
     }
-    !crc
+
+    /// Takes in the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        let t = &CRC_TABLES;
+        let mut crc = self.state;
+        let mut chunks = data.chunks_exact(8);
+        for c in &mut chunks {
+            let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
+            crc = t[7][(lo & 0xFF) as usize]
+                ^ t[6][((lo >> 8) & 0xFF) as usize]
+                ^ t[5][((lo >> 16) & 0xFF) as usize]
+                ^ t[4][(lo >> 24) as usize]
+                ^ t[3][c[4] as usize]
+                ^ t[2][c[5] as usize]
+                ^ t[1][c[6] as usize]
+                ^ t[0][c[7] as usize];
+        }
+        for &b in chunks.remainder() {
+            crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xFF) as usize];
+        }
+        self.state = crc;
+    }
+
+    /// The checksum of everything taken in.
+    pub fn finalize(self) -> u32 {
+        !self.state
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +104,10 @@ mod tests {
         };
         for n in 0..data.len() {
             assert_eq!(super::crc32(&data[..n]), bytewise(&data[..n]));
+            let mut pieces = super::Crc32::new();
+            pieces.update(&data[..n / 3]);
+            pieces.update(&data[n / 3..n]);
+            assert_eq!(pieces.finalize(), bytewise(&data[..n]));
         }
     }
 }

@@ -76,7 +76,7 @@ pub struct Recovered {
 
 fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> Bytes {
     let len: usize = payload_parts.iter().map(|p| p.len()).sum();
-    let mut crc = crc32fast::Hasher::new();
+    let mut crc = kvs_core::crc32::Crc32::new();
     for p in payload_parts {
         crc.update(p);
     }
@@ -158,7 +158,7 @@ fn scan_records(path: &Path) -> io::Result<(Vec<RawRecord>, u64, u64)> {
         }
         let mut payload = vec![0u8; len as usize];
         file.read_exact(&mut payload)?;
-        if crc32fast::hash(&payload) != crc {
+        if kvs_core::crc32::crc32(&payload) != crc {
             break;
         }
         records.push((kind, pos + RECORD_HEADER_LEN as u64, payload));
