@@ -26,6 +26,7 @@
 
 pub mod ack;
 pub mod api;
+mod calendar;
 pub mod crc32;
 pub mod credentials;
 pub mod ebml;

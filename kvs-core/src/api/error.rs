@@ -41,6 +41,14 @@ macro_rules! error_kinds {
                 }
             }
 
+            /// The AWS name of a known kind as a `'static` string (`None` for `Other`).
+            pub fn static_name(&self) -> Option<&'static str> {
+                match self {
+                    $(ApiErrorKind::$variant => Some($name),)*
+                    ApiErrorKind::Other(_) => None,
+                }
+            }
+
             /// The HTTP status the services answer this error with (500 for `Other`).
             pub fn http_status(&self) -> u16 {
                 match self {
@@ -60,6 +68,13 @@ macro_rules! error_kinds {
 
             /// Looks up a name; unknown names become [`ApiErrorKind::Other`].
             pub fn from_name(name: &str) -> ApiErrorKind {
+                // The generic CommonErrors page spells two front-door errors without the
+                // suffix that Coral services send; both spellings mean the same kind.
+                let name = match name {
+                    "IncompleteSignature" => "IncompleteSignatureException",
+                    "MissingAuthenticationToken" => "MissingAuthenticationTokenException",
+                    other => other,
+                };
                 match name {
                     $($name => ApiErrorKind::$variant,)*
                     other => ApiErrorKind::Other(other.to_owned()),
@@ -115,11 +130,15 @@ error_kinds! {
     /// The signature is wrong or expired (403).
     InvalidSignature = "InvalidSignatureException", 403, true;
     /// The Authorization header is malformed (400).
-    IncompleteSignature = "IncompleteSignature", 400, true;
+    IncompleteSignature = "IncompleteSignatureException", 400, true;
     /// Unknown access key id (403).
     InvalidClientTokenId = "InvalidClientTokenId", 403, true;
     /// No credentials in the request (403).
-    MissingAuthenticationToken = "MissingAuthenticationToken", 403, true;
+    MissingAuthenticationToken = "MissingAuthenticationTokenException", 403, true;
+    /// The access key id is not known (403).
+    UnrecognizedClient = "UnrecognizedClientException", 403, true;
+    /// The session token has expired (403).
+    ExpiredToken = "ExpiredTokenException", 403, true;
     /// The request is too old or too far in the future (400).
     RequestExpired = "RequestExpired", 400, true;
     /// Generic throttling (400).

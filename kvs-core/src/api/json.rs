@@ -76,7 +76,7 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     /// Seconds with exactly three decimals, as the service writes them in tags.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+        f.write_str(&crate::fragment::format_seconds_millis(self.0))
     }
 }
 

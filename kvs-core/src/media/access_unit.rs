@@ -12,6 +12,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::nal::find_start_code;
 use super::{MediaError, VideoCodec, h264, h265};
 
 /// One access unit: all NAL units of one frame, in Annex-B form (start codes included).
@@ -196,14 +197,6 @@ fn classify(codec: VideoCodec, head: &[u8]) -> NalClass {
             }
         }
     }
-}
-
-/// Offset of the next `00 00 01` at or after `from`.
-fn find_start_code(buf: &[u8], from: usize) -> Option<usize> {
-    let hay = buf.get(from..)?;
-    hay.windows(3)
-        .position(|w| w == [0, 0, 1])
-        .map(|p| p + from)
 }
 
 /// Splits a whole Annex-B stream held in memory into access units.

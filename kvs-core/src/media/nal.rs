@@ -30,7 +30,7 @@ pub const START_CODE: [u8; 4] = [0, 0, 0, 1];
 pub const DEFAULT_LENGTH_SIZE: usize = 4;
 
 /// Offset of the first `00 00 01` at or after `from`.
-fn find_start_code(buf: &[u8], mut i: usize) -> Option<usize> {
+pub(crate) fn find_start_code(buf: &[u8], mut i: usize) -> Option<usize> {
     while let Some(&b) = buf.get(i + 2) {
         if b > 1 {
             i += 3;

@@ -2,6 +2,7 @@
 //! normalisation, canonical query strings, header value folding, the signing-key chain and the
 //! `YYYYMMDDTHHMMSSZ` timestamps. Nothing here reads a clock.
 
+use crate::calendar::{civil_from_days, days_from_civil, days_in_month};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -290,41 +291,6 @@ pub fn credential_scope(date: &str, region: &str, service: &str) -> String {
 /// The string to sign: algorithm, timestamp, scope and hex SHA-256 of the canonical request.
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request_sha256_hex: &str) -> String {
     format!("{ALGORITHM}\n{amz_date}\n{scope}\n{canonical_request_sha256_hex}")
-}
-
-// Howard Hinnant's civil-from-days and days-from-civil algorithms (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m as u32, d as u32)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
 }
 
 /// Formats a time as the SigV4 timestamp `YYYYMMDDTHHMMSSZ` (sub-second part dropped). Returns

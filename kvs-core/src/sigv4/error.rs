@@ -48,31 +48,35 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The error name for `x-amzn-ErrorType` (the part before `:`).
-    pub fn aws_error_name(&self) -> &'static str {
+    /// The service error this failure is answered with: its name, status and wire form come
+    /// from [`crate::api::ApiErrorKind`], the one table of service errors.
+    pub fn kind(&self) -> crate::api::ApiErrorKind {
+        use crate::api::ApiErrorKind;
         match self {
-            AuthError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            AuthError::MissingAuthenticationToken => ApiErrorKind::MissingAuthenticationToken,
+            // An oversized request is refused before its signature can even be read.
             AuthError::IncompleteSignature(_) | AuthError::TooLarge { .. } => {
-                "IncompleteSignatureException"
+                ApiErrorKind::IncompleteSignature
             }
             AuthError::InvalidScope(_)
             | AuthError::SignatureExpired(_)
             | AuthError::SignatureMismatch
-            | AuthError::PayloadHash(_) => "InvalidSignatureException",
-            AuthError::UnrecognizedClient => "UnrecognizedClientException",
-            AuthError::ExpiredToken => "ExpiredTokenException",
+            | AuthError::PayloadHash(_) => ApiErrorKind::InvalidSignature,
+            AuthError::UnrecognizedClient => ApiErrorKind::UnrecognizedClient,
+            AuthError::ExpiredToken => ApiErrorKind::ExpiredToken,
         }
     }
 
-    /// The HTTP status: 400 for a malformed signature (CommonErrors: IncompleteSignature 400) or
-    /// an oversized request, 403 for everything else.
+    /// The error name for `x-amzn-ErrorType` (the part before `:`).
+    pub fn aws_error_name(&self) -> &'static str {
+        self.kind()
+            .static_name()
+            .unwrap_or("InvalidSignatureException")
+    }
+
+    /// The HTTP status of [`kind`](Self::kind).
     pub fn http_status(&self) -> http::StatusCode {
-        match self {
-            AuthError::IncompleteSignature(_) | AuthError::TooLarge { .. } => {
-                http::StatusCode::BAD_REQUEST
-            }
-            _ => http::StatusCode::FORBIDDEN,
-        }
+        http::StatusCode::from_u16(self.kind().http_status()).unwrap_or(http::StatusCode::FORBIDDEN)
     }
 
     /// The wire message (same as `Display`).
@@ -101,4 +105,43 @@ pub enum SignError {
     /// aws-sigv4 refused the request.
     #[error("aws-sigv4 failed: {0}")]
     AwsSigv4(String),
+}
+
+impl From<&AuthError> for crate::api::ApiError {
+    fn from(error: &AuthError) -> Self {
+        crate::api::ApiError::new(error.kind(), error.message())
+    }
+}
+
+#[cfg(test)]
+mod auth_error_kind_tests {
+    use super::AuthError;
+    use crate::api::{ApiError, ApiErrorKind};
+
+    #[test]
+    fn auth_errors_are_service_errors() {
+        let e = ApiError::from(&AuthError::UnrecognizedClient);
+        assert_eq!(
+            (e.kind.clone(), e.http_status),
+            (ApiErrorKind::UnrecognizedClient, 403)
+        );
+        assert_eq!(
+            AuthError::UnrecognizedClient.aws_error_name(),
+            "UnrecognizedClientException"
+        );
+        assert_eq!(AuthError::SignatureMismatch.http_status(), 403);
+        assert_eq!(
+            AuthError::IncompleteSignature("x".into()).aws_error_name(),
+            "IncompleteSignatureException"
+        );
+        // Both spellings of the generic CommonErrors names parse to the same kind.
+        assert_eq!(
+            ApiErrorKind::from_name("IncompleteSignature"),
+            ApiErrorKind::from_name("IncompleteSignatureException")
+        );
+        assert_eq!(
+            ApiErrorKind::from_name("MissingAuthenticationToken"),
+            ApiErrorKind::MissingAuthenticationToken
+        );
+    }
 }

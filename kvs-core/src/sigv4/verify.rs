@@ -337,7 +337,7 @@ impl Verifier {
         Verifier {
             region: region.into(),
             service: KINESIS_VIDEO_SERVICE.to_owned(),
-            max_skew: Duration::from_secs(300),
+            max_skew: super::MAX_CLOCK_SKEW,
             path: PathOptions::KVS,
             limits: Limits::default(),
         }
