@@ -18,6 +18,7 @@
 //! | [`ack`] | the PutMedia acknowledgement stream: incremental parser and writer |
 //! | [`credentials`] | AWS credentials, shared config files, the IoT credentials provider |
 //! | [`session`] | the PutMedia producer session and the GetMedia consumer cursor (state machines) |
+//! | `client` | (feature `client`) the tokio/reqwest transport: `Client`, `blocking::Client`, `Producer`, media streams |
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -25,6 +26,8 @@
 
 pub mod ack;
 pub mod api;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod credentials;
 pub mod ebml;
 pub mod fragment;
