@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ClientBuilder, ClientError, FinishReport};
-use crate::api::{ApiOperation, CreateStreamResponse, DescribeStreamResponse, EmptyResponse, Fragment, FragmentSelector, StreamInfo};
+use crate::api::{
+    ApiOperation, CreateStreamResponse, DescribeStreamResponse, EmptyResponse, Fragment,
+    FragmentSelector, StreamInfo,
+};
 use crate::mkv::{Frame, TrackInfo};
 use crate::session::{FrameId, SessionConfig, SessionMetrics};
 
@@ -46,8 +49,13 @@ impl Client {
     }
 
     /// CreateStream.
-    pub fn create_stream(&self, name: &str, retention_hours: i64) -> Result<CreateStreamResponse, ClientError> {
-        self.runtime.block_on(self.inner.create_stream(name, retention_hours))
+    pub fn create_stream(
+        &self,
+        name: &str,
+        retention_hours: i64,
+    ) -> Result<CreateStreamResponse, ClientError> {
+        self.runtime
+            .block_on(self.inner.create_stream(name, retention_hours))
     }
 
     /// DescribeStream.
@@ -66,14 +74,28 @@ impl Client {
     }
 
     /// Every fragment of a selector, sorted.
-    pub fn list_fragments(&self, name: &str, selector: Option<FragmentSelector>) -> Result<Vec<Fragment>, ClientError> {
-        self.runtime.block_on(self.inner.list_all_fragments(name, selector))
+    pub fn list_fragments(
+        &self,
+        name: &str,
+        selector: Option<FragmentSelector>,
+    ) -> Result<Vec<Fragment>, ClientError> {
+        self.runtime
+            .block_on(self.inner.list_all_fragments(name, selector))
     }
 
     /// Starts a producer for `name`; `configure` adjusts the session configuration.
-    pub fn producer(&self, name: &str, tracks: Vec<TrackInfo>, configure: impl FnOnce(&mut SessionConfig)) -> Result<Producer, ClientError> {
+    pub fn producer(
+        &self,
+        name: &str,
+        tracks: Vec<TrackInfo>,
+        configure: impl FnOnce(&mut SessionConfig),
+    ) -> Result<Producer, ClientError> {
         let _guard = self.runtime.enter();
-        let inner = self.inner.producer(name, tracks).configure(configure).start()?;
+        let inner = self
+            .inner
+            .producer(name, tracks)
+            .configure(configure)
+            .start()?;
         Ok(Producer {
             runtime: self.runtime.clone(),
             inner: Some(inner),

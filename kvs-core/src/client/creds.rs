@@ -156,8 +156,9 @@ impl CredentialsProvider {
 }
 
 async fn fetch_iot(config: &IotConfig, http: &reqwest::Client) -> Result<Credentials, ClientError> {
-    let request = iot::credentials_request(&config.endpoint, &config.role_alias, &config.thing_name)
-        .map_err(|e| ClientError::Iot(e.to_string()))?;
+    let request =
+        iot::credentials_request(&config.endpoint, &config.role_alias, &config.thing_name)
+            .map_err(|e| ClientError::Iot(e.to_string()))?;
     let mut builder = http.get(request.uri().to_string());
     for (name, value) in request.headers() {
         builder = builder.header(name, value);

@@ -94,7 +94,8 @@ impl MediaStream {
                             self.done = true;
                             return Some(Err(e));
                         }
-                        tokio::time::sleep(Duration::from_millis(200 << self.failures.min(5))).await;
+                        tokio::time::sleep(Duration::from_millis(200 << self.failures.min(5)))
+                            .await;
                     }
                 }
                 continue;
@@ -118,10 +119,13 @@ impl MediaStream {
     }
 
     /// The events as a [`futures_util::Stream`].
-    pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<ConsumerEvent, ClientError>> {
-        futures_util::stream::unfold(self, |mut s| async move {
-            s.next_event().await.map(|e| (e, s))
-        })
+    pub fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<ConsumerEvent, ClientError>> {
+        futures_util::stream::unfold(
+            self,
+            |mut s| async move { s.next_event().await.map(|e| (e, s)) },
+        )
     }
 }
 
@@ -170,9 +174,10 @@ impl FragmentListStream {
 
     /// The events as a [`futures_util::Stream`].
     pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<Event, ClientError>> {
-        futures_util::stream::unfold(self, |mut s| async move {
-            s.next_event().await.map(|e| (e, s))
-        })
+        futures_util::stream::unfold(
+            self,
+            |mut s| async move { s.next_event().await.map(|e| (e, s)) },
+        )
     }
 }
 
@@ -199,7 +204,10 @@ impl Client {
     }
 
     /// One GetMedia request, its body raw (one response, no resume).
-    pub async fn get_media_raw(&self, request: &GetMediaRequest) -> Result<ByteStream, ClientError> {
+    pub async fn get_media_raw(
+        &self,
+        request: &GetMediaRequest,
+    ) -> Result<ByteStream, ClientError> {
         Ok(ByteStream {
             operation: "GetMedia",
             response: self.open_media(request).await?,
@@ -207,7 +215,11 @@ impl Client {
     }
 
     /// GetMediaForFragmentList for `fragments` of stream `name`, raw.
-    pub async fn get_media_for_fragment_list_raw(&self, name: &str, fragments: Vec<String>) -> Result<ByteStream, ClientError> {
+    pub async fn get_media_for_fragment_list_raw(
+        &self,
+        name: &str,
+        fragments: Vec<String>,
+    ) -> Result<ByteStream, ClientError> {
         let request = GetMediaForFragmentListRequest {
             stream_name: Some(name.to_owned()),
             stream_arn: None,
@@ -220,9 +232,15 @@ impl Client {
     }
 
     /// GetMediaForFragmentList for `fragments` of stream `name`, decoded.
-    pub async fn get_media_for_fragment_list(&self, name: &str, fragments: Vec<String>) -> Result<FragmentListStream, ClientError> {
+    pub async fn get_media_for_fragment_list(
+        &self,
+        name: &str,
+        fragments: Vec<String>,
+    ) -> Result<FragmentListStream, ClientError> {
         Ok(FragmentListStream {
-            body: self.get_media_for_fragment_list_raw(name, fragments).await?,
+            body: self
+                .get_media_for_fragment_list_raw(name, fragments)
+                .await?,
             reader: MkvReader::new(),
             ended: false,
         })

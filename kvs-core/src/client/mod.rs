@@ -336,12 +336,9 @@ impl Client {
         };
         let now = SystemTime::now();
         let params = match payload {
-            Some(body) => SigningParams::new(
-                signing,
-                &self.inner.region,
-                now,
-                PayloadSigning::Body(body),
-            ),
+            Some(body) => {
+                SigningParams::new(signing, &self.inner.region, now, PayloadSigning::Body(body))
+            }
             None => SigningParams::c_producer_put_media(signing, &self.inner.region, now),
         };
         let out = sigv4::sign(request, &params)
@@ -362,7 +359,12 @@ impl Client {
     }
 
     /// Maps a service error to a [`ClientError`] with a hint naming the key id and the fix.
-    pub(crate) fn api_error(&self, operation: &'static str, key_id: &str, error: ApiError) -> ClientError {
+    pub(crate) fn api_error(
+        &self,
+        operation: &'static str,
+        key_id: &str,
+        error: ApiError,
+    ) -> ClientError {
         let hint = error::auth_hint(&error, key_id, &self.inner.provider.source().to_string());
         ClientError::Api {
             operation,
@@ -371,7 +373,12 @@ impl Client {
         }
     }
 
-    fn transport(&self, operation: &'static str, endpoint: &http::Uri, e: reqwest::Error) -> ClientError {
+    fn transport(
+        &self,
+        operation: &'static str,
+        endpoint: &http::Uri,
+        e: reqwest::Error,
+    ) -> ClientError {
         let mut message = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
@@ -396,7 +403,8 @@ impl Client {
         let body = request.body().clone();
         let key_id = self.sign(operation, &mut request, Some(&body)).await?;
         let uri = request.uri().clone();
-        let mut req = reqwest::Request::try_from(request).map_err(|e| self.transport(operation, &uri, e))?;
+        let mut req =
+            reqwest::Request::try_from(request).map_err(|e| self.transport(operation, &uri, e))?;
         if !stream {
             *req.timeout_mut() = Some(self.inner.timeout);
         }
@@ -410,7 +418,11 @@ impl Client {
     }
 
     /// The data endpoint for `stream` and `api`, from the cache or GetDataEndpoint.
-    pub async fn data_endpoint(&self, stream: &StreamRefArg<'_>, api: ApiName) -> Result<http::Uri, ClientError> {
+    pub async fn data_endpoint(
+        &self,
+        stream: &StreamRefArg<'_>,
+        api: ApiName,
+    ) -> Result<http::Uri, ClientError> {
         let sref = stream.to_ref();
         let key = (sref.key(), api);
         if let Ok(cache) = self.inner.endpoints.lock()
@@ -444,7 +456,11 @@ impl Client {
     }
 
     /// Calls any JSON operation at `endpoint`, retrying retryable failures.
-    async fn call_at<Op: ApiOperation>(&self, op: &Op, endpoint: &http::Uri) -> Result<Op::Response, ClientError> {
+    async fn call_at<Op: ApiOperation>(
+        &self,
+        op: &Op,
+        endpoint: &http::Uri,
+    ) -> Result<Op::Response, ClientError> {
         let name = Op::OPERATION.name();
         let mut attempt = 0u32;
         loop {
@@ -488,7 +504,9 @@ impl Client {
     /// operations to the stream's data endpoint (discovered, cached, refreshed on
     /// InvalidEndpointException).
     pub async fn call<Op: ApiOperation>(&self, op: &Op) -> Result<Op::Response, ClientError> {
-        let Some(api) = api_name(Op::OPERATION).filter(|_| Op::OPERATION.service() != Service::ControlPlane) else {
+        let Some(api) =
+            api_name(Op::OPERATION).filter(|_| Op::OPERATION.service() != Service::ControlPlane)
+        else {
             return self.call_at(op, &self.inner.control.clone()).await;
         };
         let sref = stream_of(op);
@@ -506,9 +524,13 @@ impl Client {
 
     /// Opens a streaming media operation (GetMedia, GetMediaForFragmentList, GetClip) and
     /// returns the response once its head is `2xx`.
-    pub(crate) async fn open_media<Op: ApiOperation>(&self, op: &Op) -> Result<reqwest::Response, ClientError> {
+    pub(crate) async fn open_media<Op: ApiOperation>(
+        &self,
+        op: &Op,
+    ) -> Result<reqwest::Response, ClientError> {
         let name = Op::OPERATION.name();
-        let api = api_name(Op::OPERATION).ok_or_else(|| ClientError::Config(format!("{name} is not a media operation")))?;
+        let api = api_name(Op::OPERATION)
+            .ok_or_else(|| ClientError::Config(format!("{name} is not a media operation")))?;
         let sref = stream_of(op);
         let arg = StreamRefArg::from_ref(&sref);
         let mut attempt = 0u32;
@@ -551,7 +573,11 @@ impl Client {
     // ------------------------------------------------------------ control plane conveniences
 
     /// CreateStream with a name and retention (hours; 0 keeps no data).
-    pub async fn create_stream(&self, name: &str, retention_hours: i64) -> Result<CreateStreamResponse, ClientError> {
+    pub async fn create_stream(
+        &self,
+        name: &str,
+        retention_hours: i64,
+    ) -> Result<CreateStreamResponse, ClientError> {
         self.call(&CreateStreamRequest {
             device_name: None,
             stream_name: name.to_owned(),
@@ -574,7 +600,11 @@ impl Client {
     }
 
     /// Waits until the stream is ACTIVE (at most `timeout`).
-    pub async fn wait_active(&self, name: &str, timeout: Duration) -> Result<StreamInfo, ClientError> {
+    pub async fn wait_active(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<StreamInfo, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let info = self.describe_stream(name).await?.stream_info;
@@ -623,12 +653,22 @@ impl Client {
     }
 
     /// Changes the retention by `change_hours` (positive: increase; negative: decrease).
-    pub async fn update_retention(&self, name: &str, change_hours: i64) -> Result<EmptyResponse, ClientError> {
+    pub async fn update_retention(
+        &self,
+        name: &str,
+        change_hours: i64,
+    ) -> Result<EmptyResponse, ClientError> {
         let info = self.describe_stream(name).await?.stream_info;
         let (operation, hours) = if change_hours >= 0 {
-            (UpdateDataRetentionOperation::IncreaseDataRetention, change_hours)
+            (
+                UpdateDataRetentionOperation::IncreaseDataRetention,
+                change_hours,
+            )
         } else {
-            (UpdateDataRetentionOperation::DecreaseDataRetention, -change_hours)
+            (
+                UpdateDataRetentionOperation::DecreaseDataRetention,
+                -change_hours,
+            )
         };
         self.call(&UpdateDataRetentionRequest {
             stream_name: Some(name.to_owned()),
@@ -641,7 +681,11 @@ impl Client {
     }
 
     /// TagStream.
-    pub async fn tag_stream(&self, name: &str, tags: std::collections::BTreeMap<String, String>) -> Result<EmptyResponse, ClientError> {
+    pub async fn tag_stream(
+        &self,
+        name: &str,
+        tags: std::collections::BTreeMap<String, String>,
+    ) -> Result<EmptyResponse, ClientError> {
         self.call(&TagStreamRequest {
             stream_arn: None,
             stream_name: Some(name.to_owned()),
@@ -651,7 +695,11 @@ impl Client {
     }
 
     /// UntagStream.
-    pub async fn untag_stream(&self, name: &str, keys: Vec<String>) -> Result<EmptyResponse, ClientError> {
+    pub async fn untag_stream(
+        &self,
+        name: &str,
+        keys: Vec<String>,
+    ) -> Result<EmptyResponse, ClientError> {
         self.call(&UntagStreamRequest {
             stream_arn: None,
             stream_name: Some(name.to_owned()),
@@ -680,7 +728,10 @@ impl Client {
     ) -> impl futures_util::Stream<Item = Result<Fragment, ClientError>> + Send + 'static {
         let client = self.clone();
         let name = name.to_owned();
-        let state = (Some(None::<String>), std::collections::VecDeque::<Fragment>::new());
+        let state = (
+            Some(None::<String>),
+            std::collections::VecDeque::<Fragment>::new(),
+        );
         futures_util::stream::unfold(state, move |(mut token, mut queue)| {
             let client = client.clone();
             let name = name.clone();
@@ -711,7 +762,11 @@ impl Client {
     }
 
     /// Every fragment of a selector, sorted by producer timestamp then number.
-    pub async fn list_all_fragments(&self, name: &str, selector: Option<FragmentSelector>) -> Result<Vec<Fragment>, ClientError> {
+    pub async fn list_all_fragments(
+        &self,
+        name: &str,
+        selector: Option<FragmentSelector>,
+    ) -> Result<Vec<Fragment>, ClientError> {
         use futures_util::StreamExt;
         let mut stream = Box::pin(self.list_fragments(name, selector));
         let mut out = Vec::new();
@@ -719,7 +774,8 @@ impl Client {
             out.push(f?);
         }
         out.sort_by(|a, b| {
-            (a.producer_timestamp, &a.fragment_number).cmp(&(b.producer_timestamp, &b.fragment_number))
+            (a.producer_timestamp, &a.fragment_number)
+                .cmp(&(b.producer_timestamp, &b.fragment_number))
         });
         Ok(out)
     }

@@ -77,8 +77,9 @@ impl ProducerBuilder {
 
     /// Starts the driver on the current tokio runtime.
     pub fn start(self) -> Result<Producer, ClientError> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| ClientError::Producer("start the producer inside a tokio runtime".into()))?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            ClientError::Producer("start the producer inside a tokio runtime".into())
+        })?;
         let start = Instant::now();
         let session = PutMediaSession::new(self.config.clone(), Millis(0))
             .map_err(|e| ClientError::Producer(format!("bad stream configuration: {e}")))?;
@@ -128,7 +129,12 @@ pub struct Producer {
 
 enum Cmd {
     Frame(Frame, oneshot::Sender<Result<FrameId, ClientError>>),
-    Metadata(String, String, bool, oneshot::Sender<Result<(), ClientError>>),
+    Metadata(
+        String,
+        String,
+        bool,
+        oneshot::Sender<Result<(), ClientError>>,
+    ),
     Finish(oneshot::Sender<Result<FinishReport, ClientError>>),
 }
 
@@ -155,7 +161,12 @@ impl Producer {
     }
 
     /// Adds a fragment metadata tag to the next fragment (persistent: to every fragment).
-    pub async fn put_metadata(&self, name: &str, value: &str, persistent: bool) -> Result<(), ClientError> {
+    pub async fn put_metadata(
+        &self,
+        name: &str,
+        value: &str,
+        persistent: bool,
+    ) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::Metadata(name.into(), value.into(), persistent, tx))
@@ -246,7 +257,11 @@ impl Driver {
         Millis(self.start.elapsed().as_millis() as u64)
     }
 
-    async fn run(mut self, mut cmd_rx: mpsc::Receiver<Cmd>, mut conn_rx: mpsc::UnboundedReceiver<ConnMsg>) {
+    async fn run(
+        mut self,
+        mut cmd_rx: mpsc::Receiver<Cmd>,
+        mut conn_rx: mpsc::UnboundedReceiver<ConnMsg>,
+    ) {
         let mut commands_open = true;
         loop {
             self.drain();
@@ -355,7 +370,10 @@ impl Driver {
 
     fn on_event(&mut self, event: Event) {
         match &event {
-            Event::Connect { connection, request } => self.connect(*connection, request.clone()),
+            Event::Connect {
+                connection,
+                request,
+            } => self.connect(*connection, request.clone()),
             Event::EndBody { connection } => {
                 if let Some(c) = self.conns.get_mut(connection) {
                     c.body = None;
@@ -366,7 +384,10 @@ impl Driver {
                     c.task.abort();
                 }
             }
-            Event::Ack { latency_ms: Some(_), .. } => self.fragments_acked += 1,
+            Event::Ack {
+                latency_ms: Some(_),
+                ..
+            } => self.fragments_acked += 1,
             Event::Dropped(report) => {
                 self.frames_dropped += report.frames;
                 if matches!(report.reason, DropReason::AwaitingKeyFrame) {
@@ -459,7 +480,10 @@ async fn run_connection(
         name: request.stream_name.clone(),
         arn: request.stream_arn.clone(),
     };
-    let endpoint = match client.data_endpoint(&StreamRefArg::from_ref(&sref), ApiName::PutMedia).await {
+    let endpoint = match client
+        .data_endpoint(&StreamRefArg::from_ref(&sref), ApiName::PutMedia)
+        .await
+    {
         Ok(e) => e,
         Err(e) => {
             let msg = if e.is_retryable() {
@@ -474,7 +498,14 @@ async fn run_connection(
     let mut head = match request.to_http(&endpoint) {
         Ok(h) => h,
         Err(error) => {
-            let _ = tx.send(ConnMsg::Fatal(id, ClientError::Api { operation: "PutMedia", error, hint: String::new() }));
+            let _ = tx.send(ConnMsg::Fatal(
+                id,
+                ClientError::Api {
+                    operation: "PutMedia",
+                    error,
+                    hint: String::new(),
+                },
+            ));
             return;
         }
     };
@@ -488,7 +519,9 @@ async fn run_connection(
         }
     };
     let body_stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
     });
     let (parts, ()) = head.into_parts();
     let url = parts.uri.to_string();
@@ -521,7 +554,10 @@ async fn run_connection(
             client.forget_endpoint(&sref, ApiName::PutMedia);
         }
         if fatal_head_error(&error) {
-            let _ = tx.send(ConnMsg::Fatal(id, client.api_error("PutMedia", &key_id, error)));
+            let _ = tx.send(ConnMsg::Fatal(
+                id,
+                client.api_error("PutMedia", &key_id, error),
+            ));
         } else {
             let _ = tx.send(ConnMsg::Connected(id, status.as_u16()));
         }
