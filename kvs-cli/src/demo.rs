@@ -282,11 +282,7 @@ async fn read_list(
     let mut frames = Vec::new();
     while let Some(ev) = s.next_event().await {
         match ev.map_err(|e| e.to_string())? {
-            Event::Track(t) => {
-                if !tracks.iter().any(|o| o.number == t.number) {
-                    tracks.push(*t);
-                }
-            }
+            Event::Track(t) if !tracks.iter().any(|o| o.number == t.number) => tracks.push(*t),
             Event::Frame(f) => frames.push(f),
             _ => {}
         }

@@ -131,9 +131,10 @@ pub async fn put_media(
         if let Some(rx) = events.as_mut() {
             while let Ok(ev) = rx.try_recv() {
                 match ev {
-                    Event::Ack { kind, .. } if kind == kvs_core::ack::AckEventType::Persisted => {
-                        *persisted += 1
-                    }
+                    Event::Ack {
+                        kind: kvs_core::ack::AckEventType::Persisted,
+                        ..
+                    } => *persisted += 1,
                     Event::Error(e) => errors.push(e.to_string()),
                     _ => {}
                 }

@@ -735,7 +735,7 @@ impl Client {
         futures_util::stream::unfold(state, move |(mut token, mut queue)| {
             let client = client.clone();
             let name = name.clone();
-            let selector = selector.clone();
+            let selector = selector;
             async move {
                 loop {
                     if let Some(f) = queue.pop_front() {
@@ -747,7 +747,7 @@ impl Client {
                         stream_arn: None,
                         max_results: Some(1000),
                         next_token: next,
-                        fragment_selector: selector.clone(),
+                        fragment_selector: selector,
                     };
                     match client.call(&request).await {
                         Ok(page) => {
