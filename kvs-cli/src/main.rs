@@ -1,7 +1,14 @@
 //! The `kvs` command: a toolkit for Amazon Kinesis Video Streams and its local twin.
 
+mod common;
+mod demo;
+mod fragments;
+mod get;
 mod inspect;
+mod media_io;
+mod put;
 mod serve;
+mod streams;
 
 use std::process::ExitCode;
 
@@ -13,6 +20,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: common::GlobalArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +36,17 @@ enum Command {
     /// Prints a banner with a line a shell can evaluate to point AWS clients at it:
     /// `export AWS_ENDPOINT_URL=... AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... AWS_REGION=...`.
     Serve(serve::Args),
+    /// Run the local server in-process, stream the bundled sample through it, read it back live
+    /// and by time range, verify every frame, and print a report.
+    Demo(demo::Args),
+    /// Stream a file (MKV/WebM, or raw Annex-B H.264/H.265) into a stream.
+    Put(put::Args),
+    /// Read a stream back with GetMedia into a playable MKV (or the raw stream with --raw).
+    Get(get::Args),
+    /// List fragments by time range (ListFragments).
+    Fragments(fragments::Args),
+    /// Manage streams: create, list, describe, delete, update-retention, tag, untag.
+    Streams(streams::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +54,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Put(args) => put::run(&cli.global, &args),
+        Command::Get(args) => get::run(&cli.global, &args),
+        Command::Fragments(args) => fragments::run(&cli.global, &args),
+        Command::Streams(args) => streams::run(&cli.global, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

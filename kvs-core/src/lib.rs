@@ -19,6 +19,7 @@
 //! | [`crc32`] | the CRC-32 used by EBML CRC-32 elements and the index log |
 //! | [`credentials`] | AWS credentials, shared config files, the IoT credentials provider |
 //! | [`session`] | the PutMedia producer session and the GetMedia consumer cursor (state machines) |
+//! | `client` | (feature `client`) the tokio/reqwest transport: `Client`, `blocking::Client`, `Producer`, media streams |
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -27,6 +28,8 @@
 pub mod ack;
 pub mod api;
 mod calendar;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod crc32;
 pub mod credentials;
 pub mod ebml;

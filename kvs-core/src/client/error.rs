@@ -1,0 +1,123 @@
+//! The client's error type: what went wrong and what to do about it.
+
+use crate::api::{ApiError, ApiErrorKind};
+use crate::credentials::CredentialsError;
+
+/// An error from the client transport.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The service answered with an error.
+    #[error("{operation} failed: {error}{hint}")]
+    Api {
+        /// The operation (`DescribeStream`, `PutMedia`, ...).
+        operation: &'static str,
+        /// The service's error.
+        error: ApiError,
+        /// What to do about it (empty or starting with `; `).
+        hint: String,
+    },
+    /// The request could not be sent or the response not read.
+    #[error("{operation}: HTTP transport error talking to {endpoint}: {message}")]
+    Transport {
+        /// The operation.
+        operation: &'static str,
+        /// The endpoint.
+        endpoint: String,
+        /// The transport's message.
+        message: String,
+    },
+    /// No usable credentials, region or shared file.
+    #[error("credentials: {0}")]
+    Credentials(#[from] CredentialsError),
+    /// The IoT credentials provider failed.
+    #[error("IoT credentials provider: {0}")]
+    Iot(String),
+    /// A configuration value is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Signing failed.
+    #[error("signing {operation}: {message}")]
+    Sign {
+        /// The operation.
+        operation: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The producer failed or was closed.
+    #[error("producer: {0}")]
+    Producer(String),
+    /// The media stream could not be decoded.
+    #[error("{operation}: the media stream could not be decoded: {message}")]
+    Decode {
+        /// The operation.
+        operation: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The service error, when there is one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            ClientError::Api { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Whether the service error is of kind `kind`.
+    pub fn is_kind(&self, kind: &ApiErrorKind) -> bool {
+        self.api_error().is_some_and(|e| &e.kind == kind)
+    }
+
+    /// Whether retrying may help: throttling, 5xx, connection limits and transport errors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } => true,
+            ClientError::Api { error, .. } => is_retryable_api(error),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an [`ApiError`] is worth retrying (throttling and server-side failures).
+pub fn is_retryable_api(error: &ApiError) -> bool {
+    error.http_status >= 500
+        || matches!(
+            error.kind,
+            ApiErrorKind::ClientLimitExceeded
+                | ApiErrorKind::Throttling
+                | ApiErrorKind::ServiceUnavailable
+                | ApiErrorKind::InternalFailure
+                | ApiErrorKind::ConnectionLimitExceeded
+        )
+}
+
+/// A hint for authentication failures that names the key id and where it came from.
+pub(crate) fn auth_hint(error: &ApiError, key_id: &str, source: &str) -> String {
+    match error.kind {
+        ApiErrorKind::InvalidSignature => format!(
+            "; the secret access key paired with access key id {key_id} (from {source}) does not \
+             match the one the service holds: fix AWS_SECRET_ACCESS_KEY or the profile's \
+             aws_secret_access_key (for a local `kvs serve`, use the key pair its banner prints), \
+             and check the system clock"
+        ),
+        ApiErrorKind::InvalidClientTokenId | ApiErrorKind::NotAuthorized => format!(
+            "; the service does not know access key id {key_id} (from {source}): use a key pair \
+             the service accepts (for a local `kvs serve`, the one its banner prints)"
+        ),
+        ApiErrorKind::AccessDenied => format!(
+            "; access key id {key_id} (from {source}) may not call this operation: grant the \
+             permission in IAM"
+        ),
+        ApiErrorKind::RequestExpired => {
+            "; the request time is outside the allowed skew: fix the system clock".to_owned()
+        }
+        ApiErrorKind::ResourceNotFound => {
+            "; create the stream first (`kvs streams create NAME`, or `kvs put --create`)"
+                .to_owned()
+        }
+        _ => String::new(),
+    }
+}
