@@ -27,6 +27,7 @@ mod creds;
 mod http_service;
 mod ingest;
 mod media;
+pub mod producer;
 pub mod state;
 pub mod store;
 mod tls;
