@@ -1,6 +1,7 @@
 //! The HTTP front: accept loop (plain or TLS), SigV4 verification, routing, response bodies,
 //! metadata persistence and the retention sweep.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::Path;
 use std::pin::Pin;
@@ -99,6 +100,7 @@ impl Prepared {
             scheme,
             meta_lock: tokio::sync::Mutex::new(()),
             conn_ids: AtomicU64::new(1),
+            quotas: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -115,6 +117,38 @@ pub(crate) struct Ctx {
     pub(crate) scheme: &'static str,
     meta_lock: tokio::sync::Mutex<()>,
     pub(crate) conn_ids: AtomicU64,
+    /// Token buckets of the per-stream control-plane TPS quotas: (operation, stream) ->
+    /// (tokens, last refill).
+    quotas: Mutex<HashMap<QuotaKey, (f64, std::time::Instant)>>,
+}
+
+/// (operation, stream name or ARN).
+type QuotaKey = (&'static str, String);
+
+/// Per-stream TPS of the control-plane operations (the service's quota table).
+const STREAM_TPS: f64 = 5.0;
+
+/// The stream a quota-metered control-plane call is about: (operation, stream key).
+fn quota_key(api: &ApiRequest) -> Option<QuotaKey> {
+    let key = |name: &Option<String>, arn: &Option<String>| name.clone().or_else(|| arn.clone());
+    let op = api.operation().name();
+    let stream = match api {
+        ApiRequest::DescribeStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::GetDataEndpoint(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::UpdateStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::DeleteStream(r) => Some(r.stream_arn.clone()),
+        ApiRequest::UpdateDataRetention(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::TagStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::UntagStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::ListTagsForStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::TagResource(r) => Some(r.resource_arn.clone()),
+        ApiRequest::UntagResource(r) => Some(r.resource_arn.clone()),
+        ApiRequest::ListTagsForResource(r) => Some(r.resource_arn.clone()),
+        ApiRequest::DescribeStreamStorageConfiguration(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::UpdateStreamStorageConfiguration(r) => key(&r.stream_name, &r.stream_arn),
+        _ => None,
+    }?;
+    Some((op, stream))
 }
 
 const META_FILE: &str = "streams.json";
@@ -227,6 +261,36 @@ impl Ctx {
             .map(|_| ())
     }
 
+    /// Takes a token from the call's bucket; ClientLimitExceeded when it is empty.
+    fn check_quota(&self, api: &ApiRequest) -> Result<(), ApiError> {
+        if !self.config.enforce_quotas {
+            return Ok(());
+        }
+        let Some(key) = quota_key(api) else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        let mut quotas = lock(&self.quotas);
+        if quotas.len() > 100_000 {
+            // Bounded: forget buckets idle long enough to be full again.
+            quotas.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        let (tokens, last) = quotas.entry(key.clone()).or_insert((STREAM_TPS, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * STREAM_TPS).min(STREAM_TPS);
+        *last = now;
+        if *tokens < 1.0 {
+            return Err(ApiError::new(
+                ApiErrorKind::ClientLimitExceeded,
+                format!(
+                    "{} exceeded its limit of {STREAM_TPS} calls per second for stream {}.",
+                    key.0, key.1
+                ),
+            ));
+        }
+        *tokens -= 1.0;
+        Ok(())
+    }
+
     /// The configured clock's time, epoch ms.
     pub(crate) fn now_ms(&self) -> u64 {
         self.config.clock.now_ms()
@@ -327,6 +391,9 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<B
         Ok(a) => a,
         Err(e) => return error_response(&e, &rid),
     };
+    if let Err(e) = ctx.check_quota(&api) {
+        return error_response(&e, &rid);
+    }
     let result = dispatch(&ctx, api, &base, &rid).await;
     match result {
         Ok(r) => r,

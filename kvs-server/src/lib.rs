@@ -228,6 +228,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// The wall clock (default: [`SystemClock`]).
     pub clock: Arc<dyn Clock>,
+    /// Enforce the service's per-stream control-plane TPS quotas (5 calls per second per stream
+    /// and operation; ClientLimitExceededException beyond). Off by default.
+    pub enforce_quotas: bool,
 }
 
 impl ServerConfig {
@@ -243,6 +246,7 @@ impl ServerConfig {
             tls: TlsMode::None,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
+            enforce_quotas: false,
         }
     }
 }

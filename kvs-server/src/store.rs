@@ -1,7 +1,9 @@
 //! Durable fragment storage: per stream, an append-only header log, append-only segment files of
 //! fragment records and the append-only index log of kvs-core's [`FragmentIndex`] (its
 //! [`codec`] records), written by one writer thread that group-commits (one `fsync` per touched
-//! file per batch, across streams) and reports completion only after the data is durable.
+//! header log and segment per batch, across streams) and reports completion only after the data
+//! is durable. The index log is synced lazily (on segment rotation and close): recovery re-adds
+//! fragments whose index records were lost from the segments.
 //!
 //! An index record's `location` is the offset of the fragment bytes inside its segment file; the
 //! segment is the one whose id (the sequence of its first fragment) is the greatest not above the
@@ -268,7 +270,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         }
     }
     // The segments are the ground truth: every complete record in them was written before its
-    // index record and fsynced no later than it.
+    // index record, and the index log is fsynced lazily (its lost tail is re-added from them).
     let mut on_disk: Vec<RecoveredFragment> = Vec::new();
     for seg in segment_ids(dir)? {
         out.segments.insert(seg);
@@ -565,6 +567,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             fs::create_dir_all(&dir)?;
                             if let Some((_, f, _)) = s.segment.take() {
                                 f.sync_data()?;
+                                if let Some(ix) = &s.index {
+                                    ix.sync_data()?;
+                                }
                             }
                             let path = dir.join(segment_name(record.seq));
                             let f = open_append(&path)?;
@@ -622,7 +627,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                     let _ = sync_dir(&dir);
                 }
                 Job::Forget { dir, done } => {
-                    open.remove(&dir);
+                    if let Some(ix) = open.remove(&dir).and_then(|s| s.index) {
+                        let _ = ix.sync_data();
+                    }
                     touched_headers.retain(|d| d != &dir);
                     touched_segments.retain(|d| d != &dir);
                     after.push(done);
@@ -645,14 +652,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                 failed.push(dir.clone());
             }
         }
-        // Index records after the segment data they point into.
-        for dir in &touched_segments {
-            if let Some(f) = open.get(dir).and_then(|s| s.index.as_ref())
-                && f.sync_data().is_err()
-            {
-                failed.push(dir.clone());
-            }
-        }
+        // The index log is not fsynced per batch: the segments are the ground truth, and
+        // recovery re-adds fragments whose index records were lost (see `recover`). It is synced
+        // when a segment rotates and when the stream's files are closed.
         for (done, result) in pending {
             let result = if failed.is_empty() {
                 result

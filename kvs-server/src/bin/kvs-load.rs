@@ -26,8 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use kvs_core::ack::AckEventType;
 use kvs_core::api::{
-    ApiOperation, CreateStreamRequest, GetMediaRequest, StartSelector, StartSelectorType,
-    Timestamp,
+    ApiOperation, CreateStreamRequest, GetMediaRequest, StartSelector, StartSelectorType, Timestamp,
 };
 use kvs_core::mkv::writer::StreamConfig;
 use kvs_core::mkv::{Frame, TrackInfo, TrackType, codec};
@@ -65,7 +64,8 @@ fn parse_args() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| -> Result<String, String> {
-            args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+            args.next()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
         };
         let num = |v: String, name: &str| -> Result<u64, String> {
             v.parse::<u64>()
@@ -293,7 +293,7 @@ async fn producer(target: Target, name: String, o: Arc<Options>, stop: Instant) 
         while Instant::now() < stop {
             tick.tick().await;
             let ts = (start_ms + i * frame_ms) as i64 * 1_000_000;
-            let f = Frame::new(1, ts, i % gop == 0, payload.clone());
+            let f = Frame::new(1, ts, i.is_multiple_of(gop), payload.clone());
             if frame_tx.send(f).await.is_err() {
                 break;
             }
