@@ -32,6 +32,10 @@ pub struct Args {
     /// Serve HTTPS with a certificate generated at start (written under the data directory).
     #[arg(long)]
     tls_self_signed: bool,
+    /// Enforce the service's per-stream control-plane TPS quotas (ClientLimitExceededException
+    /// beyond 5 calls per second per stream and operation).
+    #[arg(long)]
+    enforce_quotas: bool,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -45,6 +49,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     config.port = args.port;
     config.region = args.region.clone();
     config.credentials_file = args.credentials.clone();
+    config.enforce_quotas = args.enforce_quotas;
     config.tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => kvs_server::TlsMode::Files {
             cert: cert.clone(),

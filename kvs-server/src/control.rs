@@ -7,7 +7,6 @@ use kvs_core::api::names::is_valid_stream_name;
 use kvs_core::api::*;
 
 use crate::http_service::Ctx;
-use crate::now_ms;
 use crate::state::{Stream, StreamMeta, default_kms_key, lock, new_version};
 
 const MAX_TAGS: usize = 50;
@@ -109,7 +108,7 @@ pub(crate) async fn create_stream(
             "A stream can have at most 50 tags.",
         ));
     }
-    let mut creation_ms = now_ms();
+    let mut creation_ms = ctx.now_ms();
     let stream = {
         let mut streams = lock(&ctx.registry.streams);
         if streams.contains_key(&r.stream_name) {
@@ -129,7 +128,7 @@ pub(crate) async fn create_stream(
         };
         let meta = StreamMeta {
             name: r.stream_name.clone(),
-            creation_ms: creation_ms.max(now_ms()),
+            creation_ms: creation_ms.max(ctx.now_ms()),
             version: new_version(),
             status: initial.as_str().into(),
             device_name: r.device_name.clone(),
@@ -226,8 +225,7 @@ pub(crate) async fn delete_stream(
     // Data is unreachable from now on: drop the index at once and wake live readers.
     {
         let mut d = lock(&s.data);
-        d.fragments.clear();
-        d.cached_bytes = 0;
+        d.clear();
     }
     s.published.send_modify(|v| *v = v.wrapping_add(0));
     ctx.save_meta().await?;

@@ -1,7 +1,7 @@
 //! The HTTP front: accept loop (plain or TLS), SigV4 verification, routing, response bodies,
 //! metadata persistence and the retention sweep.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::Path;
 use std::pin::Pin;
@@ -26,9 +26,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::creds::DevCredentials;
-use crate::state::{FragmentEntry, Registry, Stream, StreamMeta, lock};
+use crate::state::{Registry, Stream, StreamMeta, lock};
 use crate::store::{self, Writer, WriterConfig};
-use crate::{ServerConfig, ServerError, now_ms};
+use crate::{ServerConfig, ServerError};
 
 /// Response body: a whole buffer or a channel of chunks.
 pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
@@ -100,6 +100,7 @@ impl Prepared {
             scheme,
             meta_lock: tokio::sync::Mutex::new(()),
             conn_ids: AtomicU64::new(1),
+            quotas: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -116,6 +117,38 @@ pub(crate) struct Ctx {
     pub(crate) scheme: &'static str,
     meta_lock: tokio::sync::Mutex<()>,
     pub(crate) conn_ids: AtomicU64,
+    /// Token buckets of the per-stream control-plane TPS quotas: (operation, stream) ->
+    /// (tokens, last refill).
+    quotas: Mutex<HashMap<QuotaKey, (f64, std::time::Instant)>>,
+}
+
+/// (operation, stream name or ARN).
+type QuotaKey = (&'static str, String);
+
+/// Per-stream TPS of the control-plane operations (the service's quota table).
+const STREAM_TPS: f64 = 5.0;
+
+/// The stream a quota-metered control-plane call is about: (operation, stream key).
+fn quota_key(api: &ApiRequest) -> Option<QuotaKey> {
+    let key = |name: &Option<String>, arn: &Option<String>| name.clone().or_else(|| arn.clone());
+    let op = api.operation().name();
+    let stream = match api {
+        ApiRequest::DescribeStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::GetDataEndpoint(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::UpdateStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::DeleteStream(r) => Some(r.stream_arn.clone()),
+        ApiRequest::UpdateDataRetention(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::TagStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::UntagStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::ListTagsForStream(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::TagResource(r) => Some(r.resource_arn.clone()),
+        ApiRequest::UntagResource(r) => Some(r.resource_arn.clone()),
+        ApiRequest::ListTagsForResource(r) => Some(r.resource_arn.clone()),
+        ApiRequest::DescribeStreamStorageConfiguration(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::UpdateStreamStorageConfiguration(r) => key(&r.stream_name, &r.stream_arn),
+        _ => None,
+    }?;
+    Some((op, stream))
 }
 
 const META_FILE: &str = "streams.json";
@@ -168,28 +201,17 @@ impl Ctx {
                         data.next_header_id = data.next_header_id.max(id + 1);
                     }
                 }
-                for f in rec.fragments {
-                    if !data.headers.contains_key(&f.record.header_id) {
-                        continue;
-                    }
-                    data.next_seq = data.next_seq.max(f.record.seq + 1);
-                    data.last_server_ms = data.last_server_ms.max(f.record.server_ms);
-                    data.fragments.push_back(FragmentEntry {
-                        seq: f.record.seq,
-                        number: f.record.number,
-                        server_ms: f.record.server_ms,
-                        producer_ms: f.record.producer_ms,
-                        duration_ms: f.record.duration_ms,
-                        timecode: f.record.timecode,
-                        header_id: f.record.header_id,
-                        size: f.location.len,
-                        location: Some(f.location),
-                        cache: None,
-                    });
-                }
-                if let Some(last) = data.fragments.back() {
-                    let seq = last.seq;
-                    drop(data);
+                let last = rec.index.last().map(|f| f.sequence).max(rec.last_seq);
+                data.next_seq = last.map_or(0, |s| s + 1);
+                data.last_server_ms = rec
+                    .last_server_ms
+                    .max(rec.index.last().map_or(0, |f| f.server_timestamp_ms));
+                data.index = rec.index;
+                data.header_runs = rec.header_runs;
+                data.segments = rec.segments;
+                let newest = data.index.last().map(|f| f.sequence);
+                drop(data);
+                if let Some(seq) = newest {
                     stream.notify(seq);
                 }
             }
@@ -237,6 +259,41 @@ impl Ctx {
         self.verifier
             .verify(&view, payload, &self.keys, &mut cache, SystemTime::now())
             .map(|_| ())
+    }
+
+    /// Takes a token from the call's bucket; ClientLimitExceeded when it is empty.
+    fn check_quota(&self, api: &ApiRequest) -> Result<(), ApiError> {
+        if !self.config.enforce_quotas {
+            return Ok(());
+        }
+        let Some(key) = quota_key(api) else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        let mut quotas = lock(&self.quotas);
+        if quotas.len() > 100_000 {
+            // Bounded: forget buckets idle long enough to be full again.
+            quotas.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        let (tokens, last) = quotas.entry(key.clone()).or_insert((STREAM_TPS, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * STREAM_TPS).min(STREAM_TPS);
+        *last = now;
+        if *tokens < 1.0 {
+            return Err(ApiError::new(
+                ApiErrorKind::ClientLimitExceeded,
+                format!(
+                    "{} exceeded its limit of {STREAM_TPS} calls per second for stream {}.",
+                    key.0, key.1
+                ),
+            ));
+        }
+        *tokens -= 1.0;
+        Ok(())
+    }
+
+    /// The configured clock's time, epoch ms.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.config.clock.now_ms()
     }
 
     /// The base URL clients reached us at.
@@ -334,6 +391,9 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<B
         Ok(a) => a,
         Err(e) => return error_response(&e, &rid),
     };
+    if let Err(e) = ctx.check_quota(&api) {
+        return error_response(&e, &rid);
+    }
     let result = dispatch(&ctx, api, &base, &rid).await;
     match result {
         Ok(r) => r,
@@ -485,15 +545,15 @@ pub(crate) async fn serve(
 /// segment files; bounds the in-memory buffer of retention-0 streams.
 async fn retention_loop(ctx: Arc<Ctx>) {
     loop {
-        tokio::time::sleep(ctx.config.limits.retention_interval).await;
         sweep(&ctx);
+        tokio::time::sleep(ctx.config.limits.retention_interval).await;
     }
 }
 
 /// One retention pass.
 pub(crate) fn sweep(ctx: &Ctx) {
     let streams: Vec<Arc<Stream>> = lock(&ctx.registry.streams).values().cloned().collect();
-    let now = now_ms();
+    let now = ctx.now_ms();
     for s in streams {
         let hours = s.retention_hours();
         let mut data = lock(&s.data);
@@ -502,45 +562,61 @@ pub(crate) fn sweep(ctx: &Ctx) {
             continue;
         }
         let cutoff = now.saturating_sub(u64::try_from(hours).unwrap_or(0) * 3_600_000);
-        let mut expired_segments: BTreeMap<u64, bool> = BTreeMap::new();
-        while let Some(f) = data.fragments.front() {
-            if f.server_ms >= cutoff {
-                break;
-            }
-            if let Some(f) = data.fragments.pop_front() {
-                if let Some(c) = &f.cache {
-                    data.cached_bytes = data.cached_bytes.saturating_sub(c.len() as u64);
-                }
-                if let Some(l) = f.location {
-                    expired_segments.insert(l.segment, true);
-                }
-            }
+        if data
+            .index
+            .first()
+            .is_none_or(|f| f.server_timestamp_ms >= cutoff)
+        {
+            continue;
         }
-        // A segment goes only when no remaining fragment lives in it.
-        for f in &data.fragments {
-            if let Some(l) = f.location {
-                expired_segments.remove(&l.segment);
-            }
+        data.index.trim_before(cutoff);
+        // Everything below the first retained sequence is gone (pending ones are newer).
+        let first = data
+            .index
+            .first()
+            .map(|f| f.sequence)
+            .or_else(|| data.pending.front().map(|p| p.fragment.sequence))
+            .unwrap_or(data.next_seq);
+        data.cache_drop_before(first);
+        data.forget_headers_before(first);
+        // A segment goes when the next one starts at or before the first retained fragment;
+        // the newest segment always stays (the writer may be appending to it).
+        let ids: Vec<u64> = data.segments.iter().copied().collect();
+        let expired: Vec<u64> = ids
+            .windows(2)
+            .filter(|w| w[1] <= first)
+            .map(|w| w[0])
+            .collect();
+        for id in &expired {
+            data.segments.remove(id);
         }
         drop(data);
-        if !expired_segments.is_empty() {
-            ctx.writer
-                .delete_segments(s.dir.clone(), expired_segments.into_keys().collect());
+        ctx.writer.trim(s.dir.clone(), cutoff);
+        if !expired.is_empty() {
+            ctx.writer.delete_segments(s.dir.clone(), expired);
         }
     }
 }
 
 /// Bounds a retention-0 stream's in-memory buffer (duration and bytes).
 pub(crate) fn trim_buffer(limits: &crate::Limits, data: &mut crate::state::StreamData, now: u64) {
-    let cutoff = now.saturating_sub(limits.buffer_duration.as_millis() as u64);
-    while let Some(f) = data.fragments.front() {
-        if f.server_ms >= cutoff && data.cached_bytes <= limits.buffer_bytes {
-            break;
+    let mut cutoff = now.saturating_sub(limits.buffer_duration.as_millis() as u64);
+    // Over the byte bound: also drop the oldest fragments until it holds.
+    let mut excess = data.cached_bytes.saturating_sub(limits.buffer_bytes);
+    if excess > 0 {
+        let mut keep_from = None;
+        for f in data.index.iter() {
+            if excess == 0 {
+                keep_from = Some(f.server_timestamp_ms);
+                break;
+            }
+            excess = excess.saturating_sub(u64::from(f.size_bytes));
         }
-        if let Some(f) = data.fragments.pop_front() {
-            data.cached_bytes = data
-                .cached_bytes
-                .saturating_sub(f.cache.map_or(0, |c| c.len() as u64));
-        }
+        cutoff = cutoff.max(keep_from.unwrap_or(u64::MAX));
+    }
+    if data.index.trim_before(cutoff) > 0 {
+        let first = data.index.first().map_or(data.next_seq, |f| f.sequence);
+        data.cache_drop_before(first);
+        data.forget_headers_before(first);
     }
 }

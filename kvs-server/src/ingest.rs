@@ -13,13 +13,13 @@ use kvs_core::ack::{AckEvent, ErrorId};
 use kvs_core::api::{ApiError, ApiErrorKind, FragmentTimecodeType, PutMediaRequest, StreamStatus};
 use kvs_core::ebml::{Size, read_id, read_size};
 use kvs_core::fragment::{FragmentNumber, tag};
+use kvs_core::index::Fragment;
 use kvs_core::mkv::getmedia::ProducerHeader;
 use kvs_core::mkv::reader::{Event, MkvReader};
 use tokio::sync::mpsc;
 
 use crate::http_service::{Body, Ctx, UnboundedBody, error_response, full, trim_buffer};
-use crate::now_ms;
-use crate::state::{FragmentEntry, Stream, lock};
+use crate::state::{NOT_ON_DISK, PendingFragment, Stream, lock};
 use crate::store::FragmentRecord;
 
 type AckTx = mpsc::UnboundedSender<Bytes>;
@@ -85,6 +85,7 @@ struct Fail(ErrorId);
 struct Open {
     seq: u64,
     number: FragmentNumber,
+    random: u32,
     timecode: u64,
     tc_ns: u128,
     producer_ms: u64,
@@ -456,7 +457,7 @@ impl Ingest {
             FragmentTimecodeType::Absolute => tc_ms,
             FragmentTimecodeType::Relative => u128::from(self.start_ms) + tc_ms,
         };
-        let now = now_ms();
+        let now = self.ctx.now_ms();
         if producer_ms > u128::from(now + self.limits().max_future_ms) {
             return Err(Fail(E::INVALID_PRODUCER_TIMESTAMP));
         }
@@ -477,11 +478,13 @@ impl Ingest {
         };
         let mut r = [0u8; 4];
         crate::random_bytes(&mut r);
-        let number = FragmentNumber::mint(seq, server_ms, u32::from_le_bytes(r) & 0x0FFF_FFFF);
+        let random = u32::from_le_bytes(r) & kvs_core::index::RANDOM_MASK;
+        let number = FragmentNumber::mint(seq, server_ms, random);
         self.send(AckEvent::buffering(timecode, number.clone()));
         self.open = Some(Open {
             seq,
             number,
+            random,
             timecode,
             tc_ns,
             producer_ms,
@@ -525,29 +528,34 @@ impl Ingest {
         self.send(AckEvent::received(o.timecode, o.number.clone()));
         let header_id = self.header_id.unwrap_or(0);
         let retention = self.stream.retention_hours();
-        let entry = FragmentEntry {
-            seq: o.seq,
-            number: o.number.as_str().to_owned(),
-            server_ms: o.server_ms,
-            producer_ms: o.producer_ms,
-            duration_ms,
-            timecode: o.timecode,
-            header_id,
-            size: data.len() as u64,
-            location: None,
-            cache: Some(data.clone()),
+        let entry = Fragment {
+            sequence: o.seq,
+            server_timestamp_ms: o.server_ms,
+            producer_timestamp_ms: o.producer_ms,
+            location: NOT_ON_DISK,
+            size_bytes: u32::try_from(data.len()).unwrap_or(u32::MAX),
+            duration_ms: u32::try_from(duration_ms).unwrap_or(u32::MAX),
+            random: o.random,
         };
         let header_to_persist = {
             let mut d = lock(&self.stream.data);
-            d.cached_bytes += data.len() as u64;
-            d.fragments.push_back(entry);
+            if d.header_runs.values().next_back() != Some(&header_id) {
+                d.header_runs.insert(o.seq, header_id);
+            }
+            d.cache_push(o.seq, data.clone());
             if retention == 0 {
-                trim_buffer(self.limits(), &mut d, now_ms());
+                // Sequences and server timestamps are minted monotonic under this lock, so the
+                // index accepts the entry.
+                let _ = d.index.append(entry);
+                trim_buffer(self.limits(), &mut d, self.ctx.now_ms());
                 None
-            } else if d.durable_headers.insert(header_id) {
-                d.headers.get(&header_id).cloned()
             } else {
-                None
+                d.pending.push_back(PendingFragment { fragment: entry });
+                if d.durable_headers.insert(header_id) {
+                    d.headers.get(&header_id).cloned()
+                } else {
+                    None
+                }
             }
         };
         self.stream.notify(o.seq);
@@ -573,7 +581,7 @@ impl Ingest {
                 duration_ms,
                 header_id,
                 timecode: o.timecode,
-                number: o.number.as_str().to_owned(),
+                random: o.random,
             };
             let stream = self.stream.clone();
             let ptx = self.persist_tx.clone();
@@ -583,19 +591,40 @@ impl Ingest {
             self.ctx.writer.append_fragment(
                 dir,
                 record,
+                entry,
                 data,
                 Box::new(move |result| {
+                    let mut d = lock(&stream.data);
+                    let i = d.pending.partition_point(|p| p.fragment.sequence < seq);
+                    let pending = d
+                        .pending
+                        .get(i)
+                        .filter(|p| p.fragment.sequence == seq)
+                        .map(|p| p.fragment);
+                    if pending.is_some() {
+                        d.pending.remove(i);
+                    }
                     let result = result.and_then(|loc| {
                         let loc = loc.ok_or_else(|| std::io::Error::other("no location"))?;
-                        let mut d = lock(&stream.data);
-                        if let Some(i) = d.find_seq(seq)
-                            && let Some(e) = d.fragments.get_mut(i)
-                        {
-                            e.location = Some(loc);
+                        // Gone already when the stream was deleted meanwhile.
+                        if let Some(mut f) = pending {
+                            f.location = loc.offset;
+                            d.segments.insert(loc.segment);
+                            d.index.append(f).map_err(std::io::Error::other)?;
                         }
-                        evict_cache(&mut d, cache_limit);
                         Ok(())
                     });
+                    if result.is_err() {
+                        // Never acknowledged: unreadable from now on.
+                        let i = d.cache.partition_point(|(s, _)| *s < seq);
+                        if d.cache.get(i).is_some_and(|(s, _)| *s == seq)
+                            && let Some((_, b)) = d.cache.remove(i)
+                        {
+                            d.cached_bytes = d.cached_bytes.saturating_sub(b.len() as u64);
+                        }
+                    }
+                    d.cache_evict(cache_limit);
+                    drop(d);
                     let _ = ptx.send(PersistedAck {
                         result,
                         timecode,
@@ -606,28 +635,6 @@ impl Ingest {
         }
         Ok(())
     }
-}
-
-/// Drops the in-memory copies of the oldest persisted fragments beyond `limit` bytes.
-fn evict_cache(d: &mut crate::state::StreamData, limit: u64) {
-    if d.cached_bytes <= limit {
-        return;
-    }
-    let mut excess = d.cached_bytes - limit;
-    let mut freed = 0;
-    for e in d.fragments.iter_mut() {
-        if excess == 0 {
-            break;
-        }
-        if e.location.is_some()
-            && let Some(c) = e.cache.take()
-        {
-            let n = c.len() as u64;
-            freed += n;
-            excess = excess.saturating_sub(n);
-        }
-    }
-    d.cached_bytes -= freed;
 }
 
 impl Drop for Ingest {

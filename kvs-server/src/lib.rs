@@ -27,6 +27,7 @@ mod creds;
 mod http_service;
 mod ingest;
 mod media;
+pub mod producer;
 pub mod state;
 pub mod store;
 mod tls;
@@ -34,6 +35,7 @@ mod tls;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
@@ -157,6 +159,53 @@ impl Default for Limits {
     }
 }
 
+/// The server's wall clock: server timestamps, retention and the retention-0 buffer read it
+/// (SigV4 verification always uses the system time). Tests inject a [`ManualClock`].
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in epoch milliseconds.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+}
+
+/// A clock that moves only when told (for tests).
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// A clock reading `ms`.
+    pub fn new(ms: u64) -> Self {
+        ManualClock(AtomicU64::new(ms))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(
+            u64::try_from(by.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Server configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -177,6 +226,11 @@ pub struct ServerConfig {
     pub tls: TlsMode,
     /// Limits and timings.
     pub limits: Limits,
+    /// The wall clock (default: [`SystemClock`]).
+    pub clock: Arc<dyn Clock>,
+    /// Enforce the service's per-stream control-plane TPS quotas (5 calls per second per stream
+    /// and operation; ClientLimitExceededException beyond). Off by default.
+    pub enforce_quotas: bool,
 }
 
 impl ServerConfig {
@@ -191,6 +245,8 @@ impl ServerConfig {
             credentials_file: None,
             tls: TlsMode::None,
             limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            enforce_quotas: false,
         }
     }
 }

@@ -8,13 +8,16 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use kvs_core::api::*;
 use kvs_core::fragment::FragmentNumber;
+use kvs_core::index::{
+    Fragment as IndexFragment, MAX_LIST_RESULTS, PageToken, RangeQuery,
+    StartSelector as IndexStart, TimestampKind,
+};
 use kvs_core::mkv::getmedia::{FragmentDocument, ProducerHeader, Trailer, write_error_document};
 use tokio::sync::mpsc;
 
 use crate::control::find;
 use crate::http_service::{Body, ChannelBody, Ctx};
-use crate::now_ms;
-use crate::state::{FragmentEntry, Stream, lock};
+use crate::state::{NOT_ON_DISK, Stream, lock};
 use crate::store;
 
 /// A connection slot on a stream, released on drop.
@@ -76,23 +79,33 @@ fn parse_number(member: &str, text: &str) -> Result<u64, ApiError> {
         })
 }
 
-/// The entry with `seq ≥ cursor`, with its header.
+/// The fragment (indexed or pending) with `seq ≥ cursor`, with its header.
 fn next_entry(
     stream: &Stream,
     cursor: u64,
-) -> Option<(FragmentEntry, Option<Arc<ProducerHeader>>)> {
+) -> Option<(IndexFragment, Option<Arc<ProducerHeader>>)> {
     let d = lock(&stream.data);
-    let i = d.fragments.partition_point(|f| f.seq < cursor);
-    let e = d.fragments.get(i)?.clone();
-    let h = d.headers.get(&e.header_id).cloned();
-    Some((e, h))
+    let f = d.next_from(cursor)?;
+    let h = d.header_for(f.sequence);
+    Some((f, h))
 }
 
-async fn fragment_bytes(stream: &Stream, e: &FragmentEntry) -> Option<Bytes> {
-    if let Some(c) = &e.cache {
-        return Some(c.clone());
-    }
-    let loc = e.location?;
+/// A fragment's bytes: from the cache, else from its segment file.
+async fn fragment_bytes(stream: &Stream, f: &IndexFragment) -> Option<Bytes> {
+    let loc = {
+        let d = lock(&stream.data);
+        if let Some(c) = d.cached(f.sequence) {
+            return Some(c);
+        }
+        if f.location == NOT_ON_DISK {
+            return None;
+        }
+        store::Location {
+            segment: d.segment_of(f.sequence)?,
+            offset: f.location,
+            len: u64::from(f.size_bytes),
+        }
+    };
     let dir = stream.dir.clone();
     tokio::task::spawn_blocking(move || store::read_fragment(&dir, loc))
         .await
@@ -132,15 +145,16 @@ async fn send_error_doc(
 
 fn document_chunks(
     header: &ProducerHeader,
-    e: &FragmentEntry,
+    e: &IndexFragment,
     data: &Bytes,
     trailer: Option<&Trailer>,
 ) -> Option<VecDeque<Bytes>> {
+    let number = e.number();
     let doc = FragmentDocument {
         header,
-        fragment_number: &e.number,
-        server_timestamp_ms: e.server_ms,
-        producer_timestamp_ms: e.producer_ms,
+        fragment_number: number.as_str(),
+        server_timestamp_ms: e.server_timestamp_ms,
+        producer_timestamp_ms: e.producer_timestamp_ms,
         cluster: data,
         trailer,
     };
@@ -163,34 +177,34 @@ pub(crate) fn get_media(
     let cursor = match sel.start_selector_type {
         StartSelectorType::Now => published,
         StartSelectorType::Earliest => 0,
-        StartSelectorType::FragmentNumber => {
-            parse_number(
-                "AfterFragmentNumber",
-                sel.after_fragment_number.as_deref().unwrap_or_default(),
-            )? + 1
-        }
-        StartSelectorType::ContinuationToken => {
-            parse_number(
-                "ContinuationToken",
-                sel.continuation_token.as_deref().unwrap_or_default(),
-            )? + 1
+        StartSelectorType::FragmentNumber | StartSelectorType::ContinuationToken => {
+            let (member, text) = if sel.start_selector_type == StartSelectorType::FragmentNumber {
+                ("AfterFragmentNumber", sel.after_fragment_number.as_deref())
+            } else {
+                ("ContinuationToken", sel.continuation_token.as_deref())
+            };
+            let after = parse_number(member, text.unwrap_or_default())?;
+            // Lenient: resumes after the sequence even when that fragment was trimmed.
+            let d = lock(&stream.data);
+            d.index
+                .seek(IndexStart::AfterSequence(after))
+                .map_or(after + 1, |f| f.sequence)
         }
         StartSelectorType::ProducerTimestamp | StartSelectorType::ServerTimestamp => {
             let ts = sel.start_timestamp.map_or(0, |t| t.as_millis());
-            let producer = sel.start_selector_type == StartSelectorType::ProducerTimestamp;
+            let selector = if sel.start_selector_type == StartSelectorType::ProducerTimestamp {
+                IndexStart::ProducerTimestamp(ts)
+            } else {
+                IndexStart::ServerTimestamp(ts)
+            };
             let d = lock(&stream.data);
-            d.fragments
-                .iter()
-                .find(|f| {
-                    let start = if producer { f.producer_ms } else { f.server_ms };
-                    start + f.duration_ms >= ts
-                })
-                .map_or(published, |f| f.seq)
+            d.index.seek(selector).map_or(published, |f| f.sequence)
         }
     };
     let slot = OwnedSlot::acquire(&stream, false, ctx.config.limits.max_get_media_connections)?;
     let (tx, body_rx) = mpsc::channel(8);
     let idle_end = ctx.config.limits.get_media_idle_end;
+    let clock = ctx.config.clock.clone();
     tokio::spawn(async move {
         let _slot = slot;
         let stream = _slot.stream.clone();
@@ -202,15 +216,17 @@ pub(crate) fn get_media(
             rx.borrow_and_update();
             match next_entry(&stream, cursor) {
                 Some((e, header)) => {
-                    cursor = e.seq + 1;
+                    cursor = e.sequence + 1;
+                    let number = e.number();
                     let (Some(header), Some(data)) = (header, fragment_bytes(&stream, &e).await)
                     else {
-                        send_error_doc(&tx, None, "INTERNAL_ERROR", 5000, Some(&e.number)).await;
+                        send_error_doc(&tx, None, "INTERNAL_ERROR", 5000, Some(number.as_str()))
+                            .await;
                         break;
                     };
                     let trailer = Trailer {
-                        millis_behind_now: now_ms().saturating_sub(e.server_ms),
-                        continuation_token: e.number.clone(),
+                        millis_behind_now: ctx_now(&clock).saturating_sub(e.server_timestamp_ms),
+                        continuation_token: number.as_str().to_owned(),
                     };
                     let Some(chunks) = document_chunks(&header, &e, &data, Some(&trailer)) else {
                         break;
@@ -240,6 +256,10 @@ pub(crate) fn get_media(
     Ok(media_head(rid, body_rx))
 }
 
+fn ctx_now(clock: &Arc<dyn crate::Clock>) -> u64 {
+    clock.now_ms()
+}
+
 /// `POST /getMediaForFragmentList`.
 pub(crate) fn get_media_for_fragment_list(
     ctx: &Arc<Ctx>,
@@ -257,20 +277,11 @@ pub(crate) fn get_media_for_fragment_list(
         let _slot = slot;
         let stream = _slot.stream.clone();
         for number in r.fragments {
-            let found = number
-                .parse::<FragmentNumber>()
-                .ok()
-                .and_then(|n| n.sequence())
-                .and_then(|seq| {
-                    let d = lock(&stream.data);
-                    let i = d.find_seq(seq)?;
-                    let e = d.fragments.get(i)?.clone();
-                    if e.number != number {
-                        return None;
-                    }
-                    let h = d.headers.get(&e.header_id).cloned();
-                    Some((e, h))
-                });
+            let found = number.parse::<FragmentNumber>().ok().and_then(|n| {
+                let d = lock(&stream.data);
+                let e = *d.index.get_by_number(&n)?;
+                Some((e, d.header_for(e.sequence)))
+            });
             let ok = match found {
                 Some((e, Some(header))) => match fragment_bytes(&stream, &e).await {
                     Some(data) => match document_chunks(&header, &e, &data, None) {
@@ -304,63 +315,45 @@ pub(crate) fn list_fragments(
     r: ListFragmentsRequest,
 ) -> Result<ListFragmentsResponse, ApiError> {
     let stream = find(ctx, r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-    let bad_token = || ApiError::invalid_argument("NextToken is not valid.");
-    let (producer, start, end, after) = match &r.next_token {
+    let max = usize::try_from(r.max_results.unwrap_or(1000))
+        .unwrap_or(MAX_LIST_RESULTS)
+        .clamp(1, MAX_LIST_RESULTS);
+    let page = match &r.next_token {
         Some(t) => {
-            let text = hex::decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(bad_token)?;
-            let parts: Vec<&str> = text.split(':').collect();
-            let [kind, s, e, a] = parts.as_slice() else {
-                return Err(bad_token());
-            };
-            (
-                *kind == "P",
-                s.parse::<u64>().map_err(|_| bad_token())?,
-                e.parse::<u64>().map_err(|_| bad_token())?,
-                a.parse::<u64>().map_err(|_| bad_token())?,
-            )
+            let token = PageToken::decode(t)
+                .map_err(|e| ApiError::invalid_argument(format!("NextToken is not valid: {e}.")))?;
+            lock(&stream.data).index.list_next(&token, max)
         }
         None => {
             let sel = r.fragment_selector.as_ref().ok_or_else(|| {
                 ApiError::invalid_argument("FragmentSelector is required without NextToken.")
             })?;
-            (
-                sel.fragment_selector_type == TimestampSelectorType::ProducerTimestamp,
-                sel.timestamp_range.start_timestamp.as_millis(),
-                sel.timestamp_range.end_timestamp.as_millis(),
-                0,
-            )
+            let kind = if sel.fragment_selector_type == TimestampSelectorType::ProducerTimestamp {
+                TimestampKind::Producer
+            } else {
+                TimestampKind::Server
+            };
+            let query = RangeQuery {
+                kind,
+                start_ms: sel.timestamp_range.start_timestamp.as_millis(),
+                end_ms: sel.timestamp_range.end_timestamp.as_millis(),
+            };
+            lock(&stream.data).index.list(query, max)
         }
     };
-    let max = usize::try_from(r.max_results.unwrap_or(1000)).unwrap_or(1000);
-    let d = lock(&stream.data);
-    let mut matching = d
+    let fragments = page
         .fragments
         .iter()
-        .filter(|f| f.seq + 1 > after)
-        .filter(|f| {
-            let ts = if producer { f.producer_ms } else { f.server_ms };
-            ts >= start && ts <= end
-        });
-    let mut fragments = Vec::new();
-    let mut last = 0;
-    for f in matching.by_ref().take(max) {
-        last = f.seq + 1;
-        fragments.push(Fragment {
-            fragment_number: f.number.clone(),
-            fragment_size_in_bytes: f.size,
-            producer_timestamp: Timestamp::from_millis(f.producer_ms),
-            server_timestamp: Timestamp::from_millis(f.server_ms),
-            fragment_length_in_milliseconds: f.duration_ms,
-        });
-    }
-    let next_token = matching.next().map(|_| {
-        hex::encode(format!("{}:{start}:{end}:{last}", if producer { "P" } else { "S" }).as_bytes())
-    });
+        .map(|f| Fragment {
+            fragment_number: f.number().as_str().to_owned(),
+            fragment_size_in_bytes: u64::from(f.size_bytes),
+            producer_timestamp: Timestamp::from_millis(f.producer_timestamp_ms),
+            server_timestamp: Timestamp::from_millis(f.server_timestamp_ms),
+            fragment_length_in_milliseconds: u64::from(f.duration_ms),
+        })
+        .collect();
     Ok(ListFragmentsResponse {
         fragments,
-        next_token,
+        next_token: page.next_token.map(|t| t.encode()),
     })
 }

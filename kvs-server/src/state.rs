@@ -1,18 +1,17 @@
 //! In-memory stream registry: metadata (persisted as `streams.json`), the fragment index, the
 //! producer headers, live-tail notification and connection counts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use kvs_core::api::{DefaultStorageTier, ResourceArn, StreamInfo, StreamStatus, Timestamp};
+use kvs_core::index::{Fragment, FragmentIndex};
 use kvs_core::mkv::getmedia::ProducerHeader;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-
-use crate::store::Location;
 
 /// The KMS key DescribeStream reports when none was given.
 pub fn default_kms_key(region: &str, account: &str) -> String {
@@ -81,60 +80,147 @@ impl StreamMeta {
     }
 }
 
-/// One fragment in the index.
-#[derive(Debug, Clone)]
-pub struct FragmentEntry {
-    /// Sequence number.
-    pub seq: u64,
-    /// Fragment number (47 digits).
-    pub number: String,
-    /// Server timestamp, ms.
-    pub server_ms: u64,
-    /// Producer timestamp, ms.
-    pub producer_ms: u64,
-    /// Duration, ms.
-    pub duration_ms: u64,
-    /// Raw cluster timecode.
-    pub timecode: u64,
-    /// Producer header id.
-    pub header_id: u64,
-    /// Fragment bytes length.
-    pub size: u64,
-    /// On disk, once persisted.
-    pub location: Option<Location>,
-    /// In memory (retention 0, or recent fragments).
-    pub cache: Option<Bytes>,
+/// A fragment received but not yet durable (retention > 0): readable by live GetMedia from the
+/// cache, entered into the [`FragmentIndex`] once PERSISTED.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingFragment {
+    /// The index entry (its `location` is set when the write completes).
+    pub fragment: Fragment,
 }
 
 /// Fragment data of one stream.
+///
+/// Per fragment only the kvs-core [`FragmentIndex`] entry is kept
+/// ([`FragmentIndex::BYTES_PER_FRAGMENT`] bytes). Everything else is per producer connection
+/// (`header_runs`), per segment file (`segments`), or bounded by bytes (`cache`).
 #[derive(Debug, Default)]
 pub struct StreamData {
-    /// Fragments in sequence order.
-    pub fragments: VecDeque<FragmentEntry>,
+    /// The durable (or, at retention 0, buffered) fragments. `Fragment::location` is the offset
+    /// of the fragment bytes in its segment file ([`NOT_ON_DISK`] at retention 0).
+    pub index: FragmentIndex,
+    /// Received, not yet durable fragments in sequence order.
+    pub pending: VecDeque<PendingFragment>,
+    /// Recent fragment bytes by sequence (all of them at retention 0), oldest first.
+    pub cache: VecDeque<(u64, Bytes)>,
+    /// Bytes held in `cache`.
+    pub cached_bytes: u64,
+    /// Producer header id by the first sequence that uses it.
+    pub header_runs: BTreeMap<u64, u64>,
     /// Producer headers by id.
     pub headers: HashMap<u64, Arc<ProducerHeader>>,
     /// Headers already durable on disk.
     pub durable_headers: std::collections::HashSet<u64>,
+    /// Segment files on disk, by id (the sequence of the first fragment stored in each).
+    pub segments: BTreeSet<u64>,
     /// Next sequence number.
     pub next_seq: u64,
     /// Next header id.
     pub next_header_id: u64,
     /// Last server timestamp handed out (server timestamps never go backwards).
     pub last_server_ms: u64,
-    /// Bytes held in `cache` fields.
-    pub cached_bytes: u64,
 }
 
+/// `Fragment::location` of a fragment that lives only in memory.
+pub const NOT_ON_DISK: u64 = u64::MAX;
+
 impl StreamData {
-    /// Index of the first fragment with `seq > after`.
-    pub fn position_after_seq(&self, after: u64) -> usize {
-        self.fragments.partition_point(|f| f.seq <= after)
+    /// The first fragment (indexed or pending) whose sequence is `>= seq`.
+    pub fn next_from(&self, seq: u64) -> Option<Fragment> {
+        let indexed = self.index.iter_from_sequence(seq).next().copied();
+        let i = self.pending.partition_point(|p| p.fragment.sequence < seq);
+        let pending = self.pending.get(i).map(|p| p.fragment);
+        match (indexed, pending) {
+            (Some(a), Some(b)) => Some(if a.sequence <= b.sequence { a } else { b }),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Index of the fragment with this sequence number.
-    pub fn find_seq(&self, seq: u64) -> Option<usize> {
-        let i = self.fragments.partition_point(|f| f.seq < seq);
-        self.fragments.get(i).filter(|f| f.seq == seq).map(|_| i)
+    /// The header id fragment `seq` was produced with.
+    pub fn header_of(&self, seq: u64) -> Option<u64> {
+        self.header_runs.range(..=seq).next_back().map(|(_, h)| *h)
+    }
+
+    /// The header fragment `seq` was produced with.
+    pub fn header_for(&self, seq: u64) -> Option<Arc<ProducerHeader>> {
+        self.headers.get(&self.header_of(seq)?).cloned()
+    }
+
+    /// The segment file holding fragment `seq`.
+    pub fn segment_of(&self, seq: u64) -> Option<u64> {
+        self.segments.range(..=seq).next_back().copied()
+    }
+
+    /// Cached bytes of fragment `seq`.
+    pub fn cached(&self, seq: u64) -> Option<Bytes> {
+        let i = self.cache.partition_point(|(s, _)| *s < seq);
+        self.cache
+            .get(i)
+            .filter(|(s, _)| *s == seq)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Adds fragment bytes to the cache (sequences arrive in increasing order).
+    pub fn cache_push(&mut self, seq: u64, bytes: Bytes) {
+        self.cached_bytes += bytes.len() as u64;
+        self.cache.push_back((seq, bytes));
+    }
+
+    /// Drops cached bytes of every fragment with a sequence below `seq`.
+    pub fn cache_drop_before(&mut self, seq: u64) {
+        while let Some((s, b)) = self.cache.front() {
+            if *s >= seq {
+                break;
+            }
+            self.cached_bytes = self.cached_bytes.saturating_sub(b.len() as u64);
+            self.cache.pop_front();
+        }
+    }
+
+    /// Drops cached bytes of the oldest durable fragments until at most `limit` bytes remain.
+    pub fn cache_evict(&mut self, limit: u64) {
+        let first_pending = self
+            .pending
+            .front()
+            .map_or(u64::MAX, |p| p.fragment.sequence);
+        while self.cached_bytes > limit {
+            match self.cache.front() {
+                Some((s, b)) if *s < first_pending => {
+                    self.cached_bytes = self.cached_bytes.saturating_sub(b.len() as u64);
+                    self.cache.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Drops every fragment, cached byte and pending entry (DeleteStream).
+    pub fn clear(&mut self) {
+        self.index = FragmentIndex::new();
+        self.pending.clear();
+        self.cache.clear();
+        self.cached_bytes = 0;
+    }
+
+    /// Forgets header runs and headers that no retained fragment needs any more.
+    pub fn forget_headers_before(&mut self, first_seq: u64) {
+        // Keep the run that covers `first_seq` and every later one.
+        let keep_from = self
+            .header_runs
+            .range(..=first_seq)
+            .next_back()
+            .map_or(first_seq, |(s, _)| *s);
+        let dead: Vec<u64> = self
+            .header_runs
+            .range(..keep_from)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in dead {
+            if let Some(h) = self.header_runs.remove(&s)
+                && !self.header_runs.values().any(|v| *v == h)
+            {
+                self.headers.remove(&h);
+            }
+        }
     }
 }
 

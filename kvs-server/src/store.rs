@@ -1,13 +1,21 @@
-//! Durable fragment storage: per stream, an append-only header log and append-only segment
-//! files of fragment records, written by one writer thread that group-commits (one `fsync` per
-//! touched file per batch, across streams) and reports completion only after the data is durable.
+//! Durable fragment storage: per stream, an append-only header log, append-only segment files of
+//! fragment records and the append-only index log of kvs-core's [`FragmentIndex`] (its
+//! [`codec`] records), written by one writer thread that group-commits (one `fsync` per touched
+//! header log and segment per batch, across streams) and reports completion only after the data
+//! is durable. The index log is synced lazily (on segment rotation and close): recovery re-adds
+//! fragments whose index records were lost from the segments.
+//!
+//! An index record's `location` is the offset of the fragment bytes inside its segment file; the
+//! segment is the one whose id (the sequence of its first fragment) is the greatest not above the
+//! fragment's sequence. Recovery rebuilds the index from its log (cutting a torn tail) and
+//! cross-checks it against the segments, which are the ground truth.
 //!
 //! Record layout (little endian): `"KVSF"`, kind (1 = header, 2 = fragment), payload length
 //! (u32), CRC-32 of the payload (u32), payload. Recovery reads records until the first one that is
 //! truncated or fails its CRC and cuts the file there, so a crash never leaves a partial fragment
 //! visible.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -15,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kvs_core::index::{Fragment, FragmentIndex, Rebuilder, codec};
 
 const MAGIC: &[u8; 4] = b"KVSF";
 const RECORD_HEADER_LEN: usize = 13;
@@ -23,6 +32,7 @@ const KIND_FRAGMENT: u8 = 2;
 /// Largest record accepted on recovery (a fragment is at most 50 MB plus its metadata).
 const MAX_RECORD_LEN: u32 = 64 * 1024 * 1024;
 const HEADERS_FILE: &str = "headers.log";
+const INDEX_FILE: &str = "index.log";
 
 /// Where a fragment's bytes are on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +60,8 @@ pub struct FragmentRecord {
     pub header_id: u64,
     /// The raw cluster timecode.
     pub timecode: u64,
-    /// The fragment number.
-    pub number: String,
+    /// The random part of the fragment number.
+    pub random: u32,
 }
 
 /// A fragment found on disk at recovery.
@@ -63,15 +73,53 @@ pub struct RecoveredFragment {
     pub location: Location,
 }
 
+impl RecoveredFragment {
+    /// Its index entry.
+    pub fn index_entry(&self) -> Fragment {
+        Fragment {
+            sequence: self.record.seq,
+            server_timestamp_ms: self.record.server_ms,
+            producer_timestamp_ms: self.record.producer_ms,
+            location: self.location.offset,
+            size_bytes: u32::try_from(self.location.len).unwrap_or(u32::MAX),
+            duration_ms: u32::try_from(self.record.duration_ms).unwrap_or(u32::MAX),
+            random: self.record.random,
+        }
+    }
+}
+
+/// How the index log compared with the segments at recovery.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IndexRecovery {
+    /// Fragments the index log held (after its torn tail was cut).
+    pub from_log: usize,
+    /// Bytes cut from the end of the index log.
+    pub log_truncated_bytes: u64,
+    /// Fragments found in segments after the log's last one (their index records were lost).
+    pub appended_from_segments: usize,
+    /// True when the log disagreed with the segments and the index was rebuilt from them.
+    pub rebuilt_from_segments: bool,
+}
+
 /// Everything recovered for one stream directory.
 #[derive(Debug, Default)]
 pub struct Recovered {
     /// Producer headers by id.
     pub headers: HashMap<u64, Bytes>,
-    /// Fragments in sequence order.
-    pub fragments: Vec<RecoveredFragment>,
-    /// Bytes cut from partial tails.
+    /// The fragment index (locations are offsets in segment files).
+    pub index: FragmentIndex,
+    /// Producer header id by the first sequence that uses it.
+    pub header_runs: BTreeMap<u64, u64>,
+    /// Segment files on disk.
+    pub segments: BTreeSet<u64>,
+    /// Highest sequence seen anywhere (also in trimmed fragments), if any.
+    pub last_seq: Option<u64>,
+    /// Latest server timestamp seen.
+    pub last_server_ms: u64,
+    /// Bytes cut from partial tails of the header log and segments.
     pub truncated_bytes: u64,
+    /// The index log's recovery.
+    pub index_recovery: IndexRecovery,
 }
 
 fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> Bytes {
@@ -91,8 +139,10 @@ fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> Bytes {
     out.freeze()
 }
 
+const META_LEN: usize = 52;
+
 fn fragment_meta(r: &FragmentRecord) -> Vec<u8> {
-    let mut m = Vec::with_capacity(49 + r.number.len());
+    let mut m = Vec::with_capacity(META_LEN);
     for v in [
         r.seq,
         r.server_ms,
@@ -103,8 +153,7 @@ fn fragment_meta(r: &FragmentRecord) -> Vec<u8> {
     ] {
         m.put_u64_le(v);
     }
-    m.put_u8(u8::try_from(r.number.len()).unwrap_or(u8::MAX));
-    m.put_slice(r.number.as_bytes());
+    m.put_u32_le(r.random);
     m
 }
 
@@ -114,8 +163,7 @@ fn parse_fragment_meta(p: &[u8]) -> Option<(FragmentRecord, usize)> {
         let b: [u8; 8] = p.get(i * 8..i * 8 + 8)?.try_into().ok()?;
         *v = u64::from_le_bytes(b);
     }
-    let n = usize::from(*p.get(48)?);
-    let number = std::str::from_utf8(p.get(49..49 + n)?).ok()?.to_owned();
+    let random: [u8; 4] = p.get(48..52)?.try_into().ok()?;
     Some((
         FragmentRecord {
             seq: vals[0],
@@ -124,9 +172,9 @@ fn parse_fragment_meta(p: &[u8]) -> Option<(FragmentRecord, usize)> {
             duration_ms: vals[3],
             header_id: vals[4],
             timecode: vals[5],
-            number,
+            random: u32::from_le_bytes(random),
         },
-        49 + n,
+        META_LEN,
     ))
 }
 
@@ -199,7 +247,8 @@ fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(ids)
 }
 
-/// Recovers a stream directory: cuts partial tails and returns its headers and fragments.
+/// Recovers a stream directory: cuts partial tails of the header log, the segments and the index
+/// log, rebuilds the [`FragmentIndex`] from its log and cross-checks it against the segments.
 pub fn recover(dir: &Path) -> io::Result<Recovered> {
     let mut out = Recovered::default();
     let headers_path = dir.join(HEADERS_FILE);
@@ -220,7 +269,11 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
             }
         }
     }
+    // The segments are the ground truth: every complete record in them was written before its
+    // index record, and the index log is fsynced lazily (its lost tail is re-added from them).
+    let mut on_disk: Vec<RecoveredFragment> = Vec::new();
     for seg in segment_ids(dir)? {
+        out.segments.insert(seg);
         let path = dir.join(segment_name(seg));
         let (records, valid, total) = scan_records(&path)?;
         if valid < total {
@@ -234,19 +287,92 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
             let Some((record, meta_len)) = parse_fragment_meta(&payload) else {
                 continue;
             };
-            if !out.headers.contains_key(&record.header_id) {
-                // Its header never became durable: the fragment was never acknowledged.
+            if record.seq < seg || !out.headers.contains_key(&record.header_id) {
+                // Misplaced, or its header never became durable: never acknowledged.
                 continue;
             }
+            out.last_seq = out.last_seq.max(Some(record.seq));
+            out.last_server_ms = out.last_server_ms.max(record.server_ms);
             let location = Location {
                 segment: seg,
                 offset: payload_offset + meta_len as u64,
                 len: (payload.len() - meta_len) as u64,
             };
-            out.fragments.push(RecoveredFragment { record, location });
+            on_disk.push(RecoveredFragment { record, location });
         }
     }
-    out.fragments.sort_by_key(|f| f.record.seq);
+    on_disk.sort_by_key(|f| f.record.seq);
+    on_disk.dedup_by_key(|f| f.record.seq);
+    for f in &on_disk {
+        if out.header_runs.values().next_back() != Some(&f.record.header_id) {
+            out.header_runs.insert(f.record.seq, f.record.header_id);
+        }
+    }
+
+    // The index log.
+    let index_path = dir.join(INDEX_FILE);
+    let mut rebuilder = Rebuilder::default();
+    let mut log_len = 0u64;
+    if index_path.exists() {
+        let mut file = File::open(&index_path)?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            rebuilder.push(chunk.get(..n).unwrap_or_default());
+            log_len += n as u64;
+        }
+    }
+    let rebuilt = rebuilder.finish();
+    let mut rec = IndexRecovery {
+        from_log: rebuilt.index.len(),
+        log_truncated_bytes: log_len - rebuilt.valid_bytes.min(log_len),
+        ..IndexRecovery::default()
+    };
+    let by_seq = |seq: u64| -> Option<&RecoveredFragment> {
+        let i = on_disk.binary_search_by_key(&seq, |f| f.record.seq).ok()?;
+        on_disk.get(i)
+    };
+    let consistent = rebuilt
+        .index
+        .iter()
+        .all(|f| by_seq(f.sequence).is_some_and(|d| d.index_entry() == *f));
+    let mut index = if consistent {
+        rebuilt.index
+    } else {
+        rec.rebuilt_from_segments = true;
+        FragmentIndex::new()
+    };
+    let after = index.last().map(|f| f.sequence);
+    for f in &on_disk {
+        if after.is_some_and(|a| f.record.seq <= a) {
+            continue;
+        }
+        if index.append(f.index_entry()).is_ok() && !rec.rebuilt_from_segments {
+            rec.appended_from_segments += 1;
+        }
+    }
+    // Rewrite the log compacted when it differs from the index (torn tail, lost records, trim
+    // records or a rebuild); otherwise keep it as it is.
+    let records = rebuilt.records;
+    let clean = consistent
+        && rec.log_truncated_bytes == 0
+        && rec.appended_from_segments == 0
+        && records == index.len() as u64;
+    if !clean && (index_path.exists() || !index.is_empty()) {
+        let mut buf = BytesMut::with_capacity(index.len() * codec::FRAGMENT_RECORD_LEN);
+        index.encode_snapshot(&mut buf);
+        let tmp = dir.join(format!("{INDEX_FILE}.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(&buf)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &index_path)?;
+        sync_dir(dir)?;
+    }
+    out.index_recovery = rec;
+    out.index = index;
     Ok(out)
 }
 
@@ -272,8 +398,13 @@ enum Job {
     Fragment {
         dir: PathBuf,
         record: FragmentRecord,
+        entry: Fragment,
         data: Bytes,
         done: Done,
+    },
+    Trim {
+        dir: PathBuf,
+        cutoff_ms: u64,
     },
     DeleteSegments {
         dir: PathBuf,
@@ -291,9 +422,25 @@ pub struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
+#[derive(Default)]
 struct OpenStream {
     headers: Option<File>,
     segment: Option<(u64, File, u64)>,
+    index: Option<File>,
+}
+
+impl OpenStream {
+    fn index_log(&mut self, dir: &Path) -> io::Result<&mut File> {
+        match &mut self.index {
+            Some(f) => Ok(f),
+            slot @ None => {
+                fs::create_dir_all(dir)?;
+                let f = open_append(&dir.join(INDEX_FILE))?;
+                sync_dir(dir)?;
+                Ok(slot.insert(f))
+            }
+        }
+    }
 }
 
 /// Rotation size of segment files.
@@ -323,14 +470,29 @@ impl Writer {
         });
     }
 
-    /// Appends a fragment; `done` gets its location once it is durable.
-    pub fn append_fragment(&self, dir: PathBuf, record: FragmentRecord, data: Bytes, done: Done) {
+    /// Appends a fragment to a segment and its index `entry` (with `location` set to the offset
+    /// of the bytes in the segment) to the index log; `done` gets its location once both are
+    /// durable.
+    pub fn append_fragment(
+        &self,
+        dir: PathBuf,
+        record: FragmentRecord,
+        entry: Fragment,
+        data: Bytes,
+        done: Done,
+    ) {
         let _ = self.tx.send(Job::Fragment {
             dir,
             record,
+            entry,
             data,
             done,
         });
+    }
+
+    /// Appends a trim record (retention cutoff) to the stream's index log.
+    pub fn trim(&self, dir: PathBuf, cutoff_ms: u64) {
+        let _ = self.tx.send(Job::Trim { dir, cutoff_ms });
     }
 
     /// Deletes whole segment files (retention).
@@ -371,10 +533,7 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                     done,
                 } => {
                     let result = (|| {
-                        let s = open.entry(dir.clone()).or_insert(OpenStream {
-                            headers: None,
-                            segment: None,
-                        });
+                        let s = open.entry(dir.clone()).or_default();
                         if s.headers.is_none() {
                             fs::create_dir_all(&dir)?;
                             s.headers = Some(open_append(&dir.join(HEADERS_FILE))?);
@@ -394,14 +553,12 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                 Job::Fragment {
                     dir,
                     record,
+                    mut entry,
                     data,
                     done,
                 } => {
                     let result = (|| {
-                        let s = open.entry(dir.clone()).or_insert(OpenStream {
-                            headers: None,
-                            segment: None,
-                        });
+                        let s = open.entry(dir.clone()).or_default();
                         let rotate = match &s.segment {
                             None => true,
                             Some((_, _, size)) => *size >= config.segment_bytes,
@@ -410,6 +567,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             fs::create_dir_all(&dir)?;
                             if let Some((_, f, _)) = s.segment.take() {
                                 f.sync_data()?;
+                                if let Some(ix) = &s.index {
+                                    ix.sync_data()?;
+                                }
                             }
                             let path = dir.join(segment_name(record.seq));
                             let f = open_append(&path)?;
@@ -429,8 +589,13 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             return Err(e);
                         }
                         *size += rec.len() as u64;
+                        let (seg, offset) = (*seg, offset);
+                        entry.location = offset;
+                        let mut log = BytesMut::with_capacity(codec::FRAGMENT_RECORD_LEN);
+                        entry.encode_record(&mut log);
+                        s.index_log(&dir)?.write_all(&log)?;
                         Ok(Some(Location {
-                            segment: *seg,
+                            segment: seg,
                             offset,
                             len: data.len() as u64,
                         }))
@@ -439,6 +604,16 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                         touched_segments.push(dir);
                     }
                     pending.push((done, result));
+                }
+                Job::Trim { dir, cutoff_ms } => {
+                    let s = open.entry(dir.clone()).or_default();
+                    let mut log = BytesMut::with_capacity(16);
+                    codec::encode_trim(cutoff_ms, &mut log);
+                    // Durable with the next batch that touches this stream; losing it only
+                    // means the trim is redone after a restart.
+                    if let Ok(f) = s.index_log(&dir) {
+                        let _ = f.write_all(&log);
+                    }
                 }
                 Job::DeleteSegments { dir, segments } => {
                     let current = open
@@ -452,7 +627,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                     let _ = sync_dir(&dir);
                 }
                 Job::Forget { dir, done } => {
-                    open.remove(&dir);
+                    if let Some(ix) = open.remove(&dir).and_then(|s| s.index) {
+                        let _ = ix.sync_data();
+                    }
                     touched_headers.retain(|d| d != &dir);
                     touched_segments.retain(|d| d != &dir);
                     after.push(done);
@@ -475,6 +652,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                 failed.push(dir.clone());
             }
         }
+        // The index log is not fsynced per batch: the segments are the ground truth, and
+        // recovery re-adds fragments whose index records were lost (see `recover`). It is synced
+        // when a segment rotates and when the stream's files are closed.
         for (done, result) in pending {
             let result = if failed.is_empty() {
                 result
@@ -515,11 +695,21 @@ mod tests {
                 duration_ms: 10,
                 header_id: 7,
                 timecode: seq * 10,
-                number: format!("{seq}"),
+                random: seq as u32,
+            };
+            let entry = Fragment {
+                sequence: seq,
+                server_timestamp_ms: 1000 + seq,
+                producer_timestamp_ms: 2000 + seq,
+                location: 0,
+                size_bytes: 60,
+                duration_ms: 10,
+                random: seq as u32,
             };
             writer.append_fragment(
                 dir.clone(),
                 record,
+                entry,
                 Bytes::from(vec![seq as u8; 60]),
                 Box::new(move |r| t.send(r).unwrap()),
             );
@@ -538,15 +728,51 @@ mod tests {
         let (tx2, rx2) = mpsc::channel();
         writer.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
         rx2.recv().unwrap();
+        // And a torn index record.
+        let mut f = open_append(&dir.join(INDEX_FILE)).unwrap();
+        f.write_all(&[codec::RECORD_FRAGMENT, 44, 1, 2, 3]).unwrap();
         let rec = recover(&dir).unwrap();
-        assert_eq!(rec.fragments.len(), 5);
+        assert_eq!(rec.index.len(), 5);
         assert!(rec.truncated_bytes > 0);
-        for (i, f) in rec.fragments.iter().enumerate() {
-            assert_eq!(f.location, locs[i]);
-            let data = read_fragment(&dir, f.location).unwrap();
+        assert_eq!(rec.index_recovery.from_log, 5);
+        assert_eq!(rec.index_recovery.log_truncated_bytes, 5);
+        assert!(!rec.index_recovery.rebuilt_from_segments);
+        assert_eq!(
+            rec.segments.len(),
+            locs.iter()
+                .map(|l| l.segment)
+                .collect::<BTreeSet<_>>()
+                .len()
+        );
+        for (i, f) in rec.index.iter().enumerate() {
+            let seg = *rec.segments.range(..=f.sequence).next_back().unwrap();
+            assert_eq!(seg, locs[i].segment);
+            assert_eq!(f.location, locs[i].offset);
+            assert_eq!(u64::from(f.size_bytes), locs[i].len);
+            let data = read_fragment(&dir, locs[i]).unwrap();
             assert_eq!(data, vec![i as u8; 60]);
         }
         assert_eq!(rec.headers[&7], Bytes::from_static(b"head"));
+        assert_eq!(rec.header_runs.get(&0), Some(&7));
+        // The log was rewritten clean: a second recovery changes nothing.
+        let again = recover(&dir).unwrap();
+        assert_eq!(again.index_recovery.log_truncated_bytes, 0);
+        assert_eq!(again.index.len(), 5);
+        // A lost index log is rebuilt from the segments.
+        fs::remove_file(dir.join(INDEX_FILE)).unwrap();
+        let lost = recover(&dir).unwrap();
+        assert_eq!(lost.index.len(), 5);
+        assert_eq!(lost.index_recovery.appended_from_segments, 5);
+        // An index record disagreeing with the data makes the segments win.
+        let mut bad = BytesMut::new();
+        let mut wrong = *lost.index.first().unwrap();
+        wrong.location += 1;
+        wrong.encode_record(&mut bad);
+        fs::write(dir.join(INDEX_FILE), &bad).unwrap();
+        let fixed = recover(&dir).unwrap();
+        assert!(fixed.index_recovery.rebuilt_from_segments);
+        assert_eq!(fixed.index.len(), 5);
+        assert_eq!(fixed.index.first().unwrap().location, locs[0].offset);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -68,9 +68,19 @@ pub async fn start(limits: kvs_server::Limits) -> (kvs_server::Server, PathBuf) 
 }
 
 pub async fn start_in(dir: PathBuf, limits: kvs_server::Limits) -> (kvs_server::Server, PathBuf) {
+    start_in_with_clock(dir, limits, std::sync::Arc::new(kvs_server::SystemClock)).await
+}
+
+/// Starts a server in `dir` with an injected clock.
+pub async fn start_in_with_clock(
+    dir: PathBuf,
+    limits: kvs_server::Limits,
+    clock: std::sync::Arc<dyn kvs_server::Clock>,
+) -> (kvs_server::Server, PathBuf) {
     let mut config = kvs_server::ServerConfig::new(dir.join("data"));
     config.port = 0;
     config.limits = limits;
+    config.clock = clock;
     let server = kvs_server::Server::bind(config).await.unwrap();
     (server, dir)
 }
@@ -82,6 +92,35 @@ pub fn fast_limits() -> kvs_server::Limits {
         get_media_idle_end: Duration::from_millis(500),
         ..kvs_server::Limits::default()
     }
+}
+
+/// The data directory of stream `name` (its name ends with `-<name>`).
+pub fn stream_dir(dir: &std::path::Path, name: &str) -> PathBuf {
+    std::fs::read_dir(dir.join("data/streams"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .ends_with(&format!("-{name}"))
+        })
+        .expect("stream directory")
+}
+
+/// Names of the segment files in a stream directory.
+pub fn segment_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with("seg-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// Sends a raw request and returns status, headers and the whole body.
