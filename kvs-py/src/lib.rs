@@ -6,6 +6,7 @@
 
 pub mod errors;
 pub mod reader;
+pub mod server;
 pub mod writer;
 
 use bytes::Bytes;
@@ -87,6 +88,7 @@ fn _kvs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<reader::MkvReader>()?;
     m.add_class::<reader::FragmentIterator>()?;
     m.add_class::<writer::MkvWriter>()?;
+    m.add_class::<server::_Server>()?;
     m.add_function(wrap_pyfunction!(reader::_rust_frame_count, m)?)?;
     m.add_function(wrap_pyfunction!(_to_getmedia, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

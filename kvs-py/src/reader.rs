@@ -581,7 +581,8 @@ impl MkvReader {
         let Some(src) = source else {
             return Ok(me);
         };
-        if src.cast::<PyBytes>().is_ok() || src.hasattr("__buffer__")? && !src.hasattr("read")? {
+        let is_buffer = || !src.hasattr("read").unwrap_or(false) && PyMemoryView::from(src).is_ok();
+        if src.cast::<PyBytes>().is_ok() || is_buffer() {
             let b = as_pybytes(src)?;
             me.stage(&b);
             me.source = Source::Done;
@@ -787,7 +788,7 @@ impl MkvReader {
 impl MkvReader {
     /// `MkvReader(source=None, *, chunk_size=1 MiB, strict=True)`; see `kvs.read_mkv`.
     #[new]
-    #[pyo3(signature = (source = None, *, chunk_size = DEFAULT_CHUNK_SIZE, strict = true))]
+    #[pyo3(signature = (source = None, *, chunk_size = 1048576, strict = true))]
     fn new(
         py: Python<'_>,
         source: Option<&Bound<'_, PyAny>>,
@@ -910,7 +911,7 @@ impl FragmentIterator {
 /// Decodes `data` in `chunk_size` pieces and returns (frames, payload bytes): the Rust baseline of
 /// the Python frame-iteration benchmark (the same loop, without Python objects).
 #[pyfunction]
-#[pyo3(signature = (data, chunk_size = DEFAULT_CHUNK_SIZE))]
+#[pyo3(signature = (data, chunk_size = 1048576))]
 pub fn _rust_frame_count(
     py: Python<'_>,
     data: &Bound<'_, PyBytes>,

@@ -12,8 +12,10 @@ local kvs server.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union, cast
 
 from . import _kvs
 from ._errors import *  # noqa: F403
@@ -47,6 +49,8 @@ __all__ = [
     "MediaDecodeError",
     "MkvReader",
     "MkvWriter",
+    "Credentials",
+    "Server",
     "SERVICE_ERRORS",
     "ServiceError",
     "Track",
@@ -147,7 +151,7 @@ def decode(
             private = codec_private if codec_private is not None else (info.codec_private if info else b"")
             if private:
                 ctx.extradata = private
-        packet = av.Packet(frame.data)
+        packet = av.Packet(cast(Any, frame.data))  # PyAV copies the buffer
         packet.pts = frame.timestamp_ns
         try:
             for image in ctx.decode(packet):
@@ -160,3 +164,113 @@ def decode(
                 yield image.to_ndarray(format=format)
         except av.FFmpegError as e:
             raise MediaDecodeError(f"flushing the decoder: {e}") from e
+
+
+class Credentials(NamedTuple):
+    """An AWS key pair (and session token, for temporary credentials)."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+class Server:
+    """The local KVS-compatible server, running in this process on background threads.
+
+    ``data_dir=None`` uses a temporary directory removed by :meth:`close`; ``port=0`` picks a free
+    port; ``tls=True`` serves HTTPS with a self-signed certificate (``ca_cert``). Use it as a
+    context manager::
+
+        with kvs.Server() as server:
+            client = server.client()
+            boto = boto3.client("kinesisvideo", **server.boto3_kwargs())
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        port: int = 0,
+        tls: bool = False,
+        *,
+        host: str = "127.0.0.1",
+        region: str = "us-east-1",
+        transition_delay_ms: int | None = None,
+    ) -> None:
+        self._tmp: str | None = None
+        if data_dir is None:
+            self._tmp = tempfile.mkdtemp(prefix="kvs-server-")
+            data_dir = self._tmp
+        try:
+            self._inner = _kvs._Server(
+                os.fspath(data_dir),
+                port=port,
+                tls=tls,
+                host=host,
+                region=region,
+                transition_delay_ms=transition_delay_ms,
+            )
+        except BaseException:
+            self._remove_tmp()
+            raise
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (``https://`` under TLS)."""
+        return self._inner.endpoint_url
+
+    @property
+    def credentials(self) -> Credentials:
+        """The development key pair the server accepts."""
+        return Credentials(self._inner.access_key_id, self._inner.secret_access_key)
+
+    @property
+    def region(self) -> str:
+        """The server's region."""
+        return self._inner.region
+
+    @property
+    def data_dir(self) -> str:
+        """Where the server keeps streams and fragments."""
+        return self._inner.data_dir
+
+    @property
+    def ca_cert(self) -> str | None:
+        """Under TLS: the self-signed certificate (PEM) to trust."""
+        return self._inner.ca_cert
+
+    @property
+    def running(self) -> bool:
+        """True until :meth:`close`."""
+        return self._inner.running
+
+    def boto3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments pointing ``boto3.client("kinesisvideo", ...)`` at this server."""
+        kwargs: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "aws_access_key_id": self.credentials.access_key_id,
+            "aws_secret_access_key": self.credentials.secret_access_key,
+        }
+        if self.ca_cert:
+            kwargs["verify"] = self.ca_cert
+        return kwargs
+
+    def close(self) -> None:
+        """Stops the server; removes its temporary data directory, if it made one."""
+        self._inner.close()
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "closed"
+        return f"<kvs.Server {self.endpoint_url} ({state})>"
