@@ -44,7 +44,7 @@ def h264_clip() -> bytes:
     with av.open(buf, "w", format="matroska") as out:
         stream = out.add_stream("libx264", rate=24)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"g": "24", "bf": "0", "tune": "zerolatency"}
+        stream.options = {"g": "24", "bf": "0", "tune": "zerolatency", "sc_threshold": "0"}
         for i in range(48):
             img = np.full((48, 64, 3), (i * 5) % 256, dtype=np.uint8)
             img[: i % 48, :, 1] = 200
