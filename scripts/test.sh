@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full kvs test suite. Installs what it needs, then runs every check CI runs:
 #   - system tools the interop tests use (mkvtoolnix, ffmpeg, GStreamer) through apt-get;
-#   - a Python venv in .venv with PyAV, botocore and pytest;
-#   - cargo fmt, clippy (-D warnings), the workspace tests, the fuzz targets over their corpora.
+#   - a Python venv in .venv with PyAV, numpy, botocore/boto3, pytest, hypothesis, mypy and maturin;
+#   - cargo fmt, clippy (-D warnings), the workspace tests, the fuzz targets over their corpora;
+#   - the kvs Python wheel (kvs-py) built with maturin, installed into .venv, and its pytest suite.
 # Usage: scripts/test.sh            (from anywhere inside the repository)
 # Set KVS_SKIP_INSTALL=1 to use the tools already on PATH without installing anything.
 set -euo pipefail
@@ -80,7 +81,21 @@ if [ -f fuzz/Cargo.toml ]; then
   done
 fi
 
+step "kvs-py: build the wheel, install it into .venv, run pytest"
+# A dev-profile wheel reuses the artifacts cargo test just built (users get the release profile
+# of pyproject.toml through `pip install ./kvs-py`).
+rm -rf target/wheels-test
+"$venv/bin/maturin" build --quiet -m kvs-py/Cargo.toml --profile dev -i "$venv/bin/python" -o target/wheels-test
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels-test/kvs-*-abi3-*.whl
+set +e
+"$venv/bin/python" -m pytest kvs-py/tests -q -p no:cacheprovider 2>&1 | tee "$root/target/pytest-output.txt"
+py_status=${PIPESTATUS[0]}
+set -e
+[ "$py_status" = 0 ] || { echo "pytest failed (exit $py_status)"; exit 1; }
+
 total_passed=$(grep -Eo '[0-9]+ passed' "$root/target/test-output.txt" | awk '{s+=$1} END {print s+0}')
 total_failed=$(grep -Eo '[0-9]+ failed' "$root/target/test-output.txt" | awk '{s+=$1} END {print s+0}')
+py_passed=$(tail -n 1 "$root/target/pytest-output.txt" | grep -Eo '[0-9]+ passed' | awk '{print $1+0}')
+total_passed=$((total_passed + ${py_passed:-0}))
 echo
 echo "${total_passed} passed, ${total_failed} failed"

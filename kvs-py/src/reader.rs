@@ -1,0 +1,947 @@
+//! `kvs.MkvReader`, `kvs.Frame`, `kvs.Fragment` and `kvs.Track`: the streaming MKV decoder of
+//! kvs-core behind Python's iterator protocol.
+//!
+//! Zero copy: every chunk the reader is given is a Python `bytes` object (other buffers are
+//! copied into one once). The core reader slices frames out of the chunks without copying, and
+//! `Frame.data` is a read-only `memoryview` of the chunk's memory at the frame's place, so
+//! `np.frombuffer(frame.data, np.uint8)` copies nothing. A frame whose block spans two chunks is
+//! joined once by the core reader and copied once more into its own `bytes` when `data` is read.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kvs_core::fragment::FragmentMetadata;
+use kvs_core::mkv::reader::{DecodeError, Event, FragmentSummary, MkvReader as CoreReader};
+use kvs_core::mkv::{TrackInfo, TrackType};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyIterator, PyList, PyMemoryView, PySlice, PyString};
+
+use crate::errors::decode_error;
+
+/// Default number of bytes read from a file or pushed into the decoder at once.
+pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
+/// Events decoded per release of the GIL.
+const BATCH: usize = 512;
+
+/// A Python `bytes` object given to the reader, and where its memory lies.
+#[derive(Debug)]
+pub struct Chunk {
+    obj: Py<PyBytes>,
+    base: usize,
+    len: usize,
+    /// Absolute stream offset just past this chunk.
+    end: u64,
+}
+
+/// Converts nanoseconds since the epoch into an aware UTC `datetime` (microsecond precision).
+pub fn datetime_from_ns(py: Python<'_>, ns: i64) -> PyResult<Py<PyAny>> {
+    static EPOCH: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+    let (epoch, timedelta) = EPOCH.get_or_try_init(py, || -> PyResult<_> {
+        let dt = py.import("datetime")?;
+        let utc = dt.getattr("timezone")?.getattr("utc")?;
+        let epoch = dt
+            .getattr("datetime")?
+            .call((1970, 1, 1, 0, 0, 0, 0, utc), None)?;
+        Ok((epoch.unbind(), dt.getattr("timedelta")?.unbind()))
+    })?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("microseconds", ns.div_euclid(1000))?;
+    let delta = timedelta.bind(py).call((), Some(&kwargs))?;
+    Ok(epoch.bind(py).add(delta)?.unbind())
+}
+
+fn datetime_from_ms(py: Python<'_>, ms: Option<u64>) -> PyResult<Option<Py<PyAny>>> {
+    ms.map(|ms| {
+        datetime_from_ns(
+            py,
+            i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
+        )
+    })
+    .transpose()
+}
+
+fn track_type_name(t: TrackType) -> String {
+    match t {
+        TrackType::Video => "video".into(),
+        TrackType::Audio => "audio".into(),
+        TrackType::Complex => "complex".into(),
+        TrackType::Subtitle => "subtitle".into(),
+        TrackType::Metadata => "metadata".into(),
+        other => format!("other({})", other.code()),
+    }
+}
+
+fn track_type_from(name: Option<&str>, codec_id: &str) -> PyResult<TrackType> {
+    Ok(match name {
+        None if codec_id.starts_with("A_") => TrackType::Audio,
+        None if codec_id.starts_with("S_") => TrackType::Subtitle,
+        None if codec_id.starts_with("V_") => TrackType::Video,
+        None => TrackType::Complex,
+        Some("video") => TrackType::Video,
+        Some("audio") => TrackType::Audio,
+        Some("complex") => TrackType::Complex,
+        Some("subtitle") => TrackType::Subtitle,
+        Some("metadata") => TrackType::Metadata,
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "track_type {other:?}: expected video, audio, complex, subtitle or metadata"
+            )));
+        }
+    })
+}
+
+/// A bytes-like Python object as a `bytes` (the object itself when it already is one).
+pub fn as_pybytes<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.clone());
+    }
+    if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "expected a bytes-like object, got {}",
+            obj.get_type().name()?
+        )));
+    }
+    let bytes = obj.py().get_type::<PyBytes>().call1((obj,))?;
+    Ok(bytes.cast_into::<PyBytes>()?)
+}
+
+/// A `bytes` object as a zero-copy [`Bytes`] (it keeps the object alive).
+pub fn bytes_of(obj: &Bound<'_, PyBytes>) -> Bytes {
+    Bytes::from_owner(PyBackedBytes::from(obj.clone()))
+}
+
+/// One track of a stream, as declared in its TrackEntry.
+#[pyclass(module = "kvs._kvs", frozen)]
+#[derive(Clone)]
+pub struct Track {
+    pub(crate) info: TrackInfo,
+}
+
+#[pymethods]
+impl Track {
+    /// A track description for `MkvWriter` (the type follows the codec id when not given).
+    #[new]
+    #[pyo3(signature = (codec_id, codec_private = None, *, number = 1, uid = None, track_type = None,
+        name = None, width = None, height = None, sampling_frequency = None, channels = None,
+        default_duration_ns = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        codec_id: &str,
+        codec_private: Option<&Bound<'_, PyAny>>,
+        number: u64,
+        uid: Option<u64>,
+        track_type: Option<&str>,
+        name: Option<String>,
+        width: Option<u32>,
+        height: Option<u32>,
+        sampling_frequency: Option<f64>,
+        channels: Option<u32>,
+        default_duration_ns: Option<u64>,
+    ) -> PyResult<Self> {
+        let kind = track_type_from(track_type, codec_id)?;
+        let mut info = TrackInfo::new(number, uid.unwrap_or(number), kind, codec_id);
+        info.name = name;
+        if let Some(cp) = codec_private {
+            info.codec_private = bytes_of(&as_pybytes(cp)?);
+        }
+        if width.is_some() || height.is_some() {
+            info.video = Some(kvs_core::mkv::VideoSettings {
+                width: width.unwrap_or(0),
+                height: height.unwrap_or(0),
+            });
+        }
+        if sampling_frequency.is_some() || channels.is_some() {
+            info.audio = Some(kvs_core::mkv::AudioSettings {
+                sampling_frequency: sampling_frequency.unwrap_or(0.0),
+                channels: channels.unwrap_or(1),
+                bit_depth: None,
+            });
+        }
+        info.default_duration_ns = default_duration_ns;
+        Ok(Track { info })
+    }
+
+    /// TrackNumber (what frames refer to).
+    #[getter]
+    fn number(&self) -> u64 {
+        self.info.number
+    }
+    /// TrackUID.
+    #[getter]
+    fn uid(&self) -> u64 {
+        self.info.uid
+    }
+    /// `"video"`, `"audio"`, `"complex"`, `"subtitle"`, `"metadata"` or `"other(N)"`.
+    #[getter]
+    fn track_type(&self) -> String {
+        track_type_name(self.info.track_type)
+    }
+    /// CodecID, such as `V_MPEG4/ISO/AVC`.
+    #[getter]
+    fn codec_id(&self) -> &str {
+        &self.info.codec_id
+    }
+    /// Track name, when present.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.info.name.as_deref()
+    }
+    /// CodecPrivate (empty when absent): avcC for H.264, hvcC for H.265.
+    #[getter]
+    fn codec_private<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.info.codec_private)
+    }
+    /// PixelWidth of a video track.
+    #[getter]
+    fn width(&self) -> Option<u32> {
+        self.info.video.map(|v| v.width)
+    }
+    /// PixelHeight of a video track.
+    #[getter]
+    fn height(&self) -> Option<u32> {
+        self.info.video.map(|v| v.height)
+    }
+    /// SamplingFrequency of an audio track, in Hz.
+    #[getter]
+    fn sampling_frequency(&self) -> Option<f64> {
+        self.info.audio.map(|a| a.sampling_frequency)
+    }
+    /// Channels of an audio track.
+    #[getter]
+    fn channels(&self) -> Option<u32> {
+        self.info.audio.map(|a| a.channels)
+    }
+    /// DefaultDuration in ns, when present.
+    #[getter]
+    fn default_duration_ns(&self) -> Option<u64> {
+        self.info.default_duration_ns
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Track(number={}, codec_id={:?}, track_type={:?}, codec_private={} bytes{})",
+            self.info.number,
+            self.info.codec_id,
+            track_type_name(self.info.track_type),
+            self.info.codec_private.len(),
+            self.info
+                .video
+                .map(|v| format!(", width={}, height={}", v.width, v.height))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// One media frame. `data` is a zero-copy read-only `memoryview` of the input.
+#[pyclass(module = "kvs._kvs", frozen)]
+pub struct Frame {
+    pub(crate) frame: kvs_core::mkv::Frame,
+    /// The `bytes` chunk holding the payload, and the payload's offset in it.
+    owner: Option<(Arc<Chunk>, usize)>,
+    tracks: Option<Arc<[TrackInfo]>>,
+}
+
+impl Frame {
+    /// Wraps a core frame (payload owned by Rust: `data` copies it once into a `bytes`).
+    pub fn from_core(frame: kvs_core::mkv::Frame, tracks: Option<Arc<[TrackInfo]>>) -> Self {
+        Frame {
+            frame,
+            owner: None,
+            tracks,
+        }
+    }
+}
+
+#[pymethods]
+impl Frame {
+    /// A frame to write (`MkvWriter.write`, `Client.put_media`). A `bytes` payload is not copied.
+    #[new]
+    #[pyo3(signature = (data, timestamp_ns, *, track = 1, keyframe = false, duration_ns = None))]
+    fn new(
+        data: &Bound<'_, PyAny>,
+        timestamp_ns: i64,
+        track: u64,
+        keyframe: bool,
+        duration_ns: Option<u64>,
+    ) -> PyResult<Self> {
+        let obj = as_pybytes(data)?;
+        let base = obj.as_bytes().as_ptr() as usize;
+        let len = obj.as_bytes().len();
+        let payload = bytes_of(&obj);
+        let mut frame = kvs_core::mkv::Frame::new(track, timestamp_ns, keyframe, payload);
+        frame.duration_ns = duration_ns;
+        let chunk = Chunk {
+            obj: obj.unbind(),
+            base,
+            len,
+            end: len as u64,
+        };
+        Ok(Frame {
+            frame,
+            owner: Some((Arc::new(chunk), 0)),
+            tracks: None,
+        })
+    }
+
+    /// Track number.
+    #[getter]
+    fn track(&self) -> u64 {
+        self.frame.track
+    }
+    /// Presentation timestamp in nanoseconds (epoch-based in absolute-timecode streams).
+    #[getter]
+    fn timestamp_ns(&self) -> i64 {
+        self.frame.timestamp_ns
+    }
+    /// Presentation timestamp as an aware UTC `datetime` (microsecond precision).
+    #[getter]
+    fn timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        datetime_from_ns(py, self.frame.timestamp_ns)
+    }
+    /// Duration in nanoseconds, when known.
+    #[getter]
+    fn duration_ns(&self) -> Option<u64> {
+        self.frame.duration_ns
+    }
+    /// Key frame flag.
+    #[getter]
+    fn keyframe(&self) -> bool {
+        self.frame.keyframe
+    }
+    /// Invisible flag.
+    #[getter]
+    fn invisible(&self) -> bool {
+        self.frame.invisible
+    }
+    /// Discardable flag.
+    #[getter]
+    fn discardable(&self) -> bool {
+        self.frame.discardable
+    }
+    /// Payload size in bytes.
+    #[getter]
+    fn size(&self) -> usize {
+        self.frame.data.len()
+    }
+    /// The payload as a read-only `memoryview` (no copy when the frame lies inside one input
+    /// chunk).
+    #[getter]
+    fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let len = self.frame.data.len();
+        match &self.owner {
+            Some((chunk, off)) => {
+                let view = PyMemoryView::from(chunk.obj.bind(py).as_any())?;
+                if *off == 0 && len == chunk.len {
+                    return Ok(view.into_any());
+                }
+                let slice = PySlice::new(py, *off as isize, (*off + len) as isize, 1);
+                view.get_item(slice)
+            }
+            None => Ok(PyMemoryView::from(PyBytes::new(py, &self.frame.data).as_any())?.into_any()),
+        }
+    }
+    /// The track this frame belongs to, when the reader has seen its TrackEntry.
+    #[getter]
+    fn track_info(&self) -> Option<Track> {
+        let tracks = self.tracks.as_ref()?;
+        tracks
+            .iter()
+            .find(|t| t.number == self.frame.track)
+            .map(|t| Track { info: t.clone() })
+    }
+    fn __len__(&self) -> usize {
+        self.frame.data.len()
+    }
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.frame.data)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Frame(track={}, timestamp_ns={}, keyframe={}, size={})",
+            self.frame.track,
+            self.frame.timestamp_ns,
+            if self.frame.keyframe { "True" } else { "False" },
+            self.frame.data.len()
+        )
+    }
+}
+
+/// One fragment (a Cluster and the tags around it) with its frames.
+#[pyclass(module = "kvs._kvs", frozen)]
+pub struct Fragment {
+    summary: FragmentSummary,
+    frames: Vec<Py<Frame>>,
+    tracks: Arc<[TrackInfo]>,
+}
+
+impl Fragment {
+    fn meta(&self) -> &FragmentMetadata {
+        &self.summary.metadata
+    }
+}
+
+#[pymethods]
+impl Fragment {
+    /// Index of the fragment in the input (0-based).
+    #[getter]
+    fn index(&self) -> u64 {
+        self.summary.index
+    }
+    /// Index of the EBML document it belongs to (GetMedia: one per fragment).
+    #[getter]
+    fn document(&self) -> u64 {
+        self.summary.document
+    }
+    /// Byte offset of the fragment in the input.
+    #[getter]
+    fn offset(&self) -> u64 {
+        self.summary.offset
+    }
+    /// Size in bytes of the fragment in the input.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.summary.bytes
+    }
+    /// `AWS_KINESISVIDEO_FRAGMENT_NUMBER`, when present.
+    #[getter]
+    fn fragment_number(&self) -> Option<&str> {
+        self.meta().fragment_number.as_deref()
+    }
+    /// `AWS_KINESISVIDEO_SERVER_TIMESTAMP` in epoch ms.
+    #[getter]
+    fn server_timestamp_ms(&self) -> Option<u64> {
+        self.meta().server_timestamp_ms
+    }
+    /// `AWS_KINESISVIDEO_PRODUCER_TIMESTAMP` in epoch ms.
+    #[getter]
+    fn producer_timestamp_ms(&self) -> Option<u64> {
+        self.meta().producer_timestamp_ms
+    }
+    /// Server timestamp as an aware UTC `datetime`.
+    #[getter]
+    fn server_timestamp(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        datetime_from_ms(py, self.meta().server_timestamp_ms)
+    }
+    /// Producer timestamp as an aware UTC `datetime`.
+    #[getter]
+    fn producer_timestamp(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        datetime_from_ms(py, self.meta().producer_timestamp_ms)
+    }
+    /// `AWS_KINESISVIDEO_MILLIS_BEHIND_NOW`.
+    #[getter]
+    fn millis_behind_now(&self) -> Option<u64> {
+        self.meta().millis_behind_now
+    }
+    /// `AWS_KINESISVIDEO_CONTINUATION_TOKEN` (resume GetMedia after this fragment).
+    #[getter]
+    fn continuation_token(&self) -> Option<&str> {
+        self.meta().continuation_token.as_deref()
+    }
+    /// In-band error code (`AWS_KINESISVIDEO_ERROR_CODE`), when the service sent one.
+    #[getter]
+    fn error_code(&self) -> Option<&str> {
+        self.meta().error_code.as_deref()
+    }
+    /// In-band error id (`AWS_KINESISVIDEO_ERROR_ID`).
+    #[getter]
+    fn error_id(&self) -> Option<u64> {
+        self.meta().error_id
+    }
+    /// Cluster Timecode in ticks.
+    #[getter]
+    fn cluster_timecode(&self) -> Option<u64> {
+        self.summary.cluster_timecode
+    }
+    /// TimecodeScale in force (ns per tick).
+    #[getter]
+    fn timecode_scale(&self) -> u64 {
+        self.summary.timecode_scale
+    }
+    /// User tags of the fragment (KVS tags excluded).
+    #[getter]
+    fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.summary.tags {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+    /// Number of key frames.
+    #[getter]
+    fn keyframes(&self) -> u64 {
+        self.summary.keyframes
+    }
+    /// The input ended inside this fragment.
+    #[getter]
+    fn truncated(&self) -> bool {
+        self.summary.truncated
+    }
+    /// The fragment's frames, in input order.
+    #[getter]
+    fn frames<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.frames.iter().map(|f| f.clone_ref(py)))
+    }
+    /// The tracks in force for this fragment.
+    #[getter]
+    fn tracks(&self) -> Vec<Track> {
+        self.tracks
+            .iter()
+            .map(|t| Track { info: t.clone() })
+            .collect()
+    }
+    fn __len__(&self) -> usize {
+        self.frames.len()
+    }
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> {
+        PyIterator::from_object(self.frames(py)?.as_any())
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Fragment(index={}, fragment_number={}, frames={}, size={})",
+            self.summary.index,
+            self.meta()
+                .fragment_number
+                .as_deref()
+                .map_or("None".to_owned(), |n| format!("{n:?}")),
+            self.frames.len(),
+            self.summary.bytes
+        )
+    }
+}
+
+/// Where the reader's input comes from.
+enum Source {
+    /// Fed by `feed()` / `finish()`.
+    Push,
+    /// A file object: `read(chunk_size)` until it returns nothing; closed at the end when the
+    /// reader opened it.
+    File { file: Py<PyAny>, close: bool },
+    /// An iterator of bytes-like chunks.
+    Iter(Py<PyIterator>),
+    /// Everything has been staged.
+    Done,
+}
+
+/// What a batch of decoding produced.
+enum Item {
+    Frame(Frame),
+    FragmentEnd(Box<FragmentSummary>),
+    Error(DecodeError),
+}
+
+/// Decodes MKV (a file, a producer stream or a GetMedia / GetMediaForFragmentList body) and
+/// iterates over its frames, or over its fragments with `fragments()`.
+#[pyclass(module = "kvs._kvs")]
+pub struct MkvReader {
+    reader: CoreReader,
+    source: Source,
+    /// Part of the current chunk not pushed yet (pushed `chunk_size` bytes at a time).
+    staged: Bytes,
+    chunk_size: usize,
+    strict: bool,
+    chunks: VecDeque<Arc<Chunk>>,
+    pushed: u64,
+    pending: VecDeque<Item>,
+    tracks: Arc<[TrackInfo]>,
+    core_finished: bool,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    fragment_frames: Vec<Py<Frame>>,
+}
+
+impl MkvReader {
+    /// A reader over `source` (see the Python docstring for what it accepts).
+    pub fn create(
+        py: Python<'_>,
+        source: Option<&Bound<'_, PyAny>>,
+        chunk_size: usize,
+        strict: bool,
+    ) -> PyResult<Self> {
+        if chunk_size == 0 {
+            return Err(PyValueError::new_err("chunk_size must be at least 1"));
+        }
+        let mut me = MkvReader {
+            reader: CoreReader::new(),
+            source: Source::Push,
+            staged: Bytes::new(),
+            chunk_size,
+            strict,
+            chunks: VecDeque::new(),
+            pushed: 0,
+            pending: VecDeque::new(),
+            tracks: Arc::from(Vec::new()),
+            core_finished: false,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            fragment_frames: Vec::new(),
+        };
+        let Some(src) = source else {
+            return Ok(me);
+        };
+        let is_buffer = || !src.hasattr("read").unwrap_or(false) && PyMemoryView::from(src).is_ok();
+        if src.cast::<PyBytes>().is_ok() || is_buffer() {
+            let b = as_pybytes(src)?;
+            me.stage(&b);
+            me.source = Source::Done;
+        } else if src.is_instance_of::<PyString>() || src.hasattr("__fspath__")? {
+            let file = py.import("io")?.getattr("open")?.call1((src, "rb"))?;
+            me.source = Source::File {
+                file: file.unbind(),
+                close: true,
+            };
+        } else if src.hasattr("read")? {
+            me.source = Source::File {
+                file: src.clone().unbind(),
+                close: false,
+            };
+        } else {
+            let it = PyIterator::from_object(src).map_err(|_| {
+                PyTypeError::new_err(
+                    "MkvReader source must be bytes-like, a path, a binary file or an iterable of bytes chunks",
+                )
+            })?;
+            me.source = Source::Iter(it.unbind());
+        }
+        Ok(me)
+    }
+
+    /// Makes `obj` the chunk being pushed.
+    fn stage(&mut self, obj: &Bound<'_, PyBytes>) {
+        let slice = obj.as_bytes();
+        self.pushed += slice.len() as u64;
+        self.chunks.push_back(Arc::new(Chunk {
+            obj: obj.clone().unbind(),
+            base: slice.as_ptr() as usize,
+            len: slice.len(),
+            end: self.pushed,
+        }));
+        self.staged = bytes_of(obj);
+    }
+
+    /// Pushes the next piece of input into the core reader; false when the source is dry.
+    fn pull(&mut self, py: Python<'_>) -> PyResult<bool> {
+        loop {
+            if !self.staged.is_empty() {
+                let n = self.chunk_size.min(self.staged.len());
+                let piece = self.staged.split_to(n);
+                self.reader.push(piece).map_err(|e| decode_error(py, &e))?;
+                return Ok(true);
+            }
+            let next = match &self.source {
+                Source::Push | Source::Done => return Ok(false),
+                Source::File { file, .. } => {
+                    let data = file.bind(py).call_method1("read", (self.chunk_size,))?;
+                    if data.is_none() {
+                        // A non-blocking file with nothing available: treat as the end.
+                        None
+                    } else {
+                        Some(as_pybytes(&data)?)
+                    }
+                }
+                Source::Iter(it) => match it.bind(py).clone().next() {
+                    Some(item) => Some(as_pybytes(&item?)?),
+                    None => None,
+                },
+            };
+            match next {
+                Some(b) if b.as_bytes().is_empty() => {
+                    if matches!(self.source, Source::File { .. }) {
+                        self.close_source(py)?;
+                    }
+                }
+                Some(b) => self.stage(&b),
+                None => self.close_source(py)?,
+            }
+        }
+    }
+
+    fn close_source(&mut self, py: Python<'_>) -> PyResult<()> {
+        let source = std::mem::replace(&mut self.source, Source::Done);
+        if let Source::File { file, close: true } = source {
+            file.bind(py).call_method0("close")?;
+        }
+        Ok(())
+    }
+
+    /// Decodes up to [`BATCH`] events with the GIL released; returns how many.
+    fn poll_batch(&mut self, py: Python<'_>) -> usize {
+        let reader = &mut self.reader;
+        let pending = &mut self.pending;
+        let chunks = &self.chunks;
+        let tracks = &mut self.tracks;
+        let warnings = &mut self.warnings;
+        let n = py.detach(move || {
+            let mut n = 0;
+            while n < BATCH {
+                let Some(event) = reader.poll_event() else {
+                    break;
+                };
+                n += 1;
+                match event {
+                    Ok(Event::Frame(frame)) => {
+                        let p = frame.data.as_ptr() as usize;
+                        let len = frame.data.len();
+                        let owner = chunks
+                            .iter()
+                            .rev()
+                            .find(|c| p >= c.base && p + len <= c.base + c.len)
+                            .map(|c| (Arc::clone(c), p - c.base));
+                        pending.push_back(Item::Frame(Frame {
+                            frame,
+                            owner,
+                            tracks: Some(Arc::clone(tracks)),
+                        }));
+                    }
+                    Ok(Event::FragmentEnd(s)) => pending.push_back(Item::FragmentEnd(s)),
+                    Ok(Event::Track(_)) => {
+                        if reader.tracks() != &tracks[..] {
+                            *tracks = Arc::from(reader.tracks().to_vec());
+                        }
+                    }
+                    Ok(Event::Warning(w)) => {
+                        if warnings.len() < 1000 {
+                            warnings.push(w.to_string());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => pending.push_back(Item::Error(e)),
+                }
+            }
+            n
+        });
+        // Chunks wholly before the first unconsumed byte can hold no future frame.
+        let consumed = self.reader.offset();
+        while self.chunks.len() > 1 && self.chunks.front().is_some_and(|c| c.end <= consumed) {
+            self.chunks.pop_front();
+        }
+        n
+    }
+
+    /// The next decoded item; `None` at the end of the input (or, when fed, of what was fed).
+    fn next_item(&mut self, py: Python<'_>) -> PyResult<Option<Item>> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Ok(Some(item));
+            }
+            if self.poll_batch(py) > 0 {
+                continue;
+            }
+            if self.core_finished {
+                return Ok(None);
+            }
+            if !self.pull(py)? {
+                if matches!(self.source, Source::Push) {
+                    return Ok(None);
+                }
+                self.reader.finish();
+                self.core_finished = true;
+            }
+        }
+    }
+
+    /// Handles a decode error: raised in strict mode, recorded otherwise.
+    fn on_error(&mut self, py: Python<'_>, e: DecodeError) -> PyResult<()> {
+        if self.strict {
+            return Err(decode_error(py, &e));
+        }
+        if self.errors.len() < 1000 {
+            self.errors.push(e.to_string());
+        }
+        Ok(())
+    }
+
+    /// The next frame.
+    pub fn next_frame(&mut self, py: Python<'_>) -> PyResult<Option<Frame>> {
+        while let Some(item) = self.next_item(py)? {
+            match item {
+                Item::Frame(f) => return Ok(Some(f)),
+                Item::FragmentEnd(_) => {}
+                Item::Error(e) => self.on_error(py, e)?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next whole fragment.
+    pub fn next_fragment(&mut self, py: Python<'_>) -> PyResult<Option<Fragment>> {
+        while let Some(item) = self.next_item(py)? {
+            match item {
+                Item::Frame(f) => self.fragment_frames.push(Py::new(py, f)?),
+                Item::FragmentEnd(summary) => {
+                    return Ok(Some(Fragment {
+                        summary: *summary,
+                        frames: std::mem::take(&mut self.fragment_frames),
+                        tracks: Arc::clone(&self.tracks),
+                    }));
+                }
+                Item::Error(e) => self.on_error(py, e)?,
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[pymethods]
+impl MkvReader {
+    /// `MkvReader(source=None, *, chunk_size=1 MiB, strict=True)`; see `kvs.read_mkv`.
+    #[new]
+    #[pyo3(signature = (source = None, *, chunk_size = 1048576, strict = true))]
+    fn new(
+        py: Python<'_>,
+        source: Option<&Bound<'_, PyAny>>,
+        chunk_size: usize,
+        strict: bool,
+    ) -> PyResult<Self> {
+        Self::create(py, source, chunk_size, strict)
+    }
+
+    /// Gives the reader more input (only for a reader made without a source).
+    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !matches!(self.source, Source::Push) || self.core_finished {
+            return Err(PyValueError::new_err(
+                "feed() is only for a reader made without a source, before finish()",
+            ));
+        }
+        let b = as_pybytes(data)?;
+        if !self.staged.is_empty() {
+            // Push the previous feed's remainder before staging the new chunk.
+            while self.pull(py)? && !self.staged.is_empty() {
+                self.poll_batch(py);
+            }
+        }
+        self.stage(&b);
+        Ok(())
+    }
+
+    /// Says the fed input is complete: the reader then ends its last fragment.
+    fn finish(&mut self) {
+        if matches!(self.source, Source::Push) {
+            self.source = Source::Done;
+        }
+    }
+
+    /// Closes the file the reader opened from a path (if any).
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        if !matches!(self.source, Source::Push) {
+            self.close_source(py)?;
+        }
+        Ok(())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(
+        &mut self,
+        py: Python<'_>,
+        _args: &Bound<'_, pyo3::types::PyTuple>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Frame>> {
+        self.next_frame(py)
+    }
+
+    /// Iterates over frames (the same as iterating over the reader).
+    fn frames(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Iterates over whole fragments, each with its frames and KVS metadata.
+    fn fragments(slf: Py<Self>) -> FragmentIterator {
+        FragmentIterator { reader: slf }
+    }
+
+    /// Tracks of the current document (known once its Tracks element has been read).
+    #[getter]
+    fn tracks(&self) -> Vec<Track> {
+        self.tracks
+            .iter()
+            .map(|t| Track { info: t.clone() })
+            .collect()
+    }
+
+    /// Absolute offset of the first input byte not yet decoded.
+    #[getter]
+    fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// Decoding errors the reader recovered from (non-strict mode).
+    #[getter]
+    fn errors(&self) -> Vec<String> {
+        self.errors.clone()
+    }
+
+    /// Oddities the reader tolerated (CRC mismatches, skipped bytes...).
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+}
+
+/// Iterator over the fragments of an [`MkvReader`].
+#[pyclass(module = "kvs._kvs")]
+pub struct FragmentIterator {
+    reader: Py<MkvReader>,
+}
+
+#[pymethods]
+impl FragmentIterator {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Fragment>> {
+        self.reader.bind(py).borrow_mut().next_fragment(py)
+    }
+}
+
+/// Decodes `data` in `chunk_size` pieces and returns (frames, payload bytes): the Rust baseline of
+/// the Python frame-iteration benchmark (the same loop, without Python objects).
+#[pyfunction]
+#[pyo3(signature = (data, chunk_size = 1048576))]
+pub fn _rust_frame_count(
+    py: Python<'_>,
+    data: &Bound<'_, PyBytes>,
+    chunk_size: usize,
+) -> PyResult<(u64, u64)> {
+    let mut all = bytes_of(data);
+    let chunk_size = chunk_size.max(1);
+    let result = py.detach(move || {
+        let mut reader = CoreReader::new();
+        let (mut frames, mut size) = (0u64, 0u64);
+        let mut finished = false;
+        loop {
+            while let Some(ev) = reader.poll_event() {
+                if let Ok(Event::Frame(f)) = ev {
+                    frames += 1;
+                    size += f.data.len() as u64;
+                }
+            }
+            if finished {
+                break;
+            }
+            if all.is_empty() {
+                reader.finish();
+                finished = true;
+            } else {
+                let n = chunk_size.min(all.len());
+                reader.push(all.split_to(n))?;
+            }
+        }
+        Ok::<_, DecodeError>((frames, size))
+    });
+    result.map_err(|e| decode_error(py, &e))
+}

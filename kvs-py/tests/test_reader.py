@@ -1,0 +1,122 @@
+"""MkvReader against the bundled sample and against PyAV's demuxer (an independent parser)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import kvs
+from conftest import frame_key, need
+
+
+def test_sample_tracks_and_frames(sample_path):
+    reader = kvs.read_mkv(sample_path)
+    frames = list(reader)
+    assert [t.codec_id for t in reader.tracks] == ["V_MPEG4/ISO/AVC", "A_AAC"]
+    video = reader.tracks[0]
+    assert (video.width, video.height, video.track_type) == (320, 240, "video")
+    assert video.codec_private[:1] == b"\x01"  # avcC
+    assert {f.track for f in frames} == {1, 2}
+    assert frames[0].keyframe and frames[0].track == 1
+    assert all(b.timestamp_ns >= a.timestamp_ns for a, b in zip(frames, frames[1:]) if a.track == b.track)
+
+
+def test_frames_match_pyav_demuxer(sample_path):
+    av = need("av")
+    ours = {1: [], 2: []}
+    for f in kvs.read_mkv(sample_path):
+        ours[f.track].append(bytes(f.data))
+    theirs = {1: [], 2: []}
+    with av.open(str(sample_path)) as container:
+        for packet in container.demux():
+            if packet.size:
+                theirs[packet.stream.index + 1].append(bytes(packet))
+    assert len(ours[1]) == len(theirs[1]) > 0
+    assert ours == theirs
+
+
+def test_all_sources_agree(sample_path, sample_bytes):
+    expected = [frame_key(f) for f in kvs.read_mkv(sample_bytes)]
+    sources = [
+        str(sample_path),
+        sample_path,
+        bytearray(sample_bytes),
+        memoryview(sample_bytes),
+        io.BytesIO(sample_bytes),
+        iter([sample_bytes[i : i + 1000] for i in range(0, len(sample_bytes), 1000)]),
+    ]
+    for source in sources:
+        assert [frame_key(f) for f in kvs.read_mkv(source, chunk_size=4096)] == expected
+
+
+def test_zero_copy_views(sample_bytes):
+    np = need("numpy")
+    frames = list(kvs.read_mkv(sample_bytes))
+    f = frames[3]
+    view = f.data
+    assert isinstance(view, memoryview) and view.readonly
+    assert view.obj is sample_bytes  # a view of the caller's bytes, not a copy
+    arr = np.frombuffer(f.data, np.uint8)
+    assert not arr.flags.owndata and arr.size == f.size == len(f)
+    assert np.shares_memory(arr, np.frombuffer(sample_bytes, np.uint8))
+    assert bytes(f) == arr.tobytes()
+
+
+def test_frame_timestamps_and_track_info(sample_bytes):
+    f = next(iter(kvs.read_mkv(sample_bytes)))
+    assert f.timestamp.tzinfo is not None
+    assert int(f.timestamp.timestamp() * 1e6) == f.timestamp_ns // 1000
+    assert f.track_info is not None and f.track_info.codec_id == "V_MPEG4/ISO/AVC"
+
+
+def test_fragments(sample_bytes):
+    frags = list(kvs.read_mkv(sample_bytes).fragments())
+    frames = list(kvs.read_mkv(sample_bytes))
+    assert sum(len(fr) for fr in frags) == len(frames)
+    assert [frame_key(f) for fr in frags for f in fr] == [frame_key(f) for f in frames]
+    for fr in frags:
+        assert fr.frames[0].keyframe and fr.cluster_timecode is not None
+        assert not fr.truncated
+
+
+def test_getmedia_stream_metadata(sample_bytes):
+    body = kvs._kvs._to_getmedia(sample_bytes, server_timestamp_ms=1_700_000_000_000)
+    frags = list(kvs.read_mkv(body).fragments())
+    direct = list(kvs.read_mkv(sample_bytes).fragments())
+    assert len(frags) == len(direct)
+    numbers = [fr.fragment_number for fr in frags]
+    assert all(n is not None and len(n) == 47 for n in numbers)
+    assert numbers == sorted(numbers)
+    assert [fr.continuation_token for fr in frags] == numbers
+    assert frags[0].server_timestamp_ms == 1_700_000_000_000
+    assert frags[0].server_timestamp.year == 2023
+    assert frags[-1].millis_behind_now == 0
+    assert frags[0].producer_timestamp_ms == direct[0].cluster_timecode
+    assert [fr.document for fr in frags] == list(range(len(frags)))
+
+
+def test_push_mode(sample_bytes):
+    reader = kvs.MkvReader()
+    got = []
+    for i in range(0, len(sample_bytes), 777):
+        reader.feed(sample_bytes[i : i + 777])
+        got.extend(frame_key(f) for f in reader)
+    reader.finish()
+    got.extend(frame_key(f) for f in reader)
+    assert got == [frame_key(f) for f in kvs.read_mkv(sample_bytes)]
+    with pytest.raises(ValueError):
+        reader.feed(b"more")
+
+
+def test_bounded_chunks_from_file(tmp_path, sample_bytes):
+    """A file is read chunk by chunk: the reader never asks for more than chunk_size bytes."""
+    sizes = []
+
+    class Spy(io.BytesIO):
+        def read(self, n=-1):  # type: ignore[override]
+            sizes.append(n)
+            return super().read(n)
+
+    n = sum(1 for _ in kvs.read_mkv(Spy(sample_bytes), chunk_size=5000))
+    assert n > 0 and set(sizes) == {5000} and len(sizes) > len(sample_bytes) // 5000
