@@ -12,10 +12,13 @@ root=$(pwd)
 step() { printf '\n==> %s\n' "$*"; }
 
 # --- system tools ---------------------------------------------------------------------------
+# awscli: Debian's AWS CLI for the kvs-server interop tests; it runs on the system Python, so it
+# does not constrain the botocore pinned in the venv (no awscli release on PyPI pairs with
+# botocore 1.44.8).
 apt_packages=(mkvtoolnix ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav awscli)
 need_apt=0
-for tool in mkvinfo mkvmerge ffprobe ffmpeg gst-launch-1.0; do
+for tool in mkvinfo mkvmerge ffprobe ffmpeg gst-launch-1.0 aws; do
   command -v "$tool" >/dev/null 2>&1 || need_apt=1
 done
 # x264enc (plugins-ugly) and h264parse (plugins-bad) let the GStreamer tests use H.264.
@@ -32,13 +35,13 @@ fi
 
 # --- Python venv ----------------------------------------------------------------------------
 venv="$root/.venv"
-py_packages=(av==18.1.0 numpy==2.4.6 botocore==1.44.8 pytest==9.2.0)
+py_packages=(av==18.1.0 numpy==2.4.6 botocore==1.44.8 boto3==1.44.8 pytest==9.2.0)
 if [ "${KVS_SKIP_INSTALL:-0}" != 1 ]; then
   if [ ! -x "$venv/bin/python" ]; then
     step "creating Python venv in .venv"
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c "import av, numpy, botocore, pytest" >/dev/null 2>&1; then
+  if ! "$venv/bin/python" -c "import av, numpy, botocore, boto3, pytest" >/dev/null 2>&1; then
     step "installing Python packages: ${py_packages[*]}"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${py_packages[@]}"
   fi

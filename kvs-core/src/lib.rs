@@ -16,6 +16,7 @@
 //! | [`api`] | the KVS HTTP API as typed operations, for clients and servers alike |
 //! | [`sigv4`] | SigV4 signing (feature `sign`) and verification |
 //! | [`ack`] | the PutMedia acknowledgement stream: incremental parser and writer |
+//! | [`crc32`] | the CRC-32 used by EBML CRC-32 elements and the index log |
 //! | [`credentials`] | AWS credentials, shared config files, the IoT credentials provider |
 //! | [`session`] | the PutMedia producer session and the GetMedia consumer cursor (state machines) |
 #![cfg_attr(
@@ -25,6 +26,7 @@
 
 pub mod ack;
 pub mod api;
+pub mod crc32;
 pub mod credentials;
 pub mod ebml;
 pub mod fragment;

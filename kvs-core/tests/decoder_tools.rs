@@ -6,39 +6,15 @@
 //! Each test needs its tools on PATH; without them it prints why and passes, unless
 //! `KVS_REQUIRE_TOOLS=1`, where a missing tool fails the test.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
 use kvs_core::mkv::Frame;
 use kvs_core::mkv::reader::{DecodeError, Event, MkvReader};
-
-fn have_tool(name: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()));
-    if !found {
-        if std::env::var("KVS_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (KVS_REQUIRE_TOOLS=1) but not on PATH");
-        }
-        eprintln!("{name} not found on PATH; skipping");
-    }
-    found
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kvs-decoder-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::{have_tool, run, temp_dir};
 
 /// Decodes a file pushed in 1500-byte chunks (as a network would deliver it).
 fn decode_file(path: &Path) -> (Vec<Frame>, Vec<Result<Event, DecodeError>>) {
@@ -261,17 +237,13 @@ fn pyav_written_mkv() {
     if !have_tool("ffprobe") {
         return;
     }
-    let python = std::env::var("KVS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = support::python();
     let has_av = Command::new(&python)
         .args(["-c", "import av, numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_av {
-        assert!(
-            std::env::var("KVS_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{python} with PyAV and numpy is required (KVS_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("{python} lacks PyAV or numpy; skipping");
+        support::skip(&format!("{python} lacks PyAV or numpy"));
         return;
     }
     let dir = temp_dir("pyav");

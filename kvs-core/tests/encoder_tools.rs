@@ -5,6 +5,8 @@
 //! Tools are found through `PATH` (Python through `KVS_PYTHON`, default `python3`). A missing
 //! tool skips its check with a message, unless `KVS_REQUIRE_TOOLS=1`, which makes it a failure.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,52 +15,10 @@ use kvs_core::fragment::FragmentNumber;
 use kvs_core::mkv::getmedia::{FragmentDocument, ProducerHeader, Trailer};
 use kvs_core::mkv::writer::{StreamConfig, StreamWriter, TimecodeMode};
 use kvs_core::mkv::{Frame, TrackInfo, TrackType, VideoSettings, codec};
+use support::{run_text, temp_dir, tool};
 
 const FPS_MS: i64 = 40;
 const BASE_MS: i64 = 1_700_000_000_000;
-
-fn require_tools() -> bool {
-    std::env::var("KVS_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
-/// Finds `name` on PATH; `None` (after saying so) when it is missing and tools are optional.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            !require_tools(),
-            "{name} not found on PATH and KVS_REQUIRE_TOOLS=1"
-        );
-        println!("skipping: {name} not found on PATH");
-    }
-    found
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir =
-        std::env::temp_dir().join(format!("kvs-encoder-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Splits an Annex-B byte stream into NAL units (start codes removed).
 fn nal_units(data: &[u8]) -> Vec<&[u8]> {
@@ -154,24 +114,26 @@ fn encode_sample() -> Option<Encoded> {
     let ffmpeg = tool("ffmpeg")?;
     let dir = temp_dir("h264");
     let h264 = dir.join("out.h264");
-    run(Command::new(ffmpeg)
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .args([
-            "testsrc=size=320x240:rate=25",
-            "-t",
-            "4",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-bsf:v",
-            "h264_mp4toannexb",
-            "-f",
-            "h264",
-        ])
-        .arg(&h264));
+    run_text(
+        Command::new(ffmpeg)
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .args([
+                "testsrc=size=320x240:rate=25",
+                "-t",
+                "4",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:v",
+                "libx264",
+                "-g",
+                "25",
+                "-bsf:v",
+                "h264_mp4toannexb",
+                "-f",
+                "h264",
+            ])
+            .arg(&h264),
+    );
     let data = std::fs::read(&h264).unwrap();
     let nals = nal_units(&data);
     let (aus, sps, pps) = access_units(&nals);
@@ -232,18 +194,20 @@ fn encode_sample() -> Option<Encoded> {
 
 /// `(pts, keyframe)` of every video packet, as ffprobe reads them.
 fn ffprobe_packets(ffprobe: &Path, file: &Path) -> Vec<(i64, bool)> {
-    let text = run(Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts,flags",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file));
+    let text = run_text(
+        Command::new(ffprobe)
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "packet=pts,flags",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(file),
+    );
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -258,13 +222,13 @@ fn third_party_readers_accept_the_producer_stream() {
     let Some(e) = encode_sample() else { return };
 
     if let Some(mkvinfo) = tool("mkvinfo") {
-        let text = run(Command::new(mkvinfo).arg("-v").arg(&e.mkv));
+        let text = run_text(Command::new(mkvinfo).arg("-v").arg(&e.mkv));
         assert!(text.contains("V_MPEG4/ISO/AVC"), "{text}");
         assert!(text.contains("Kinesis Video SDK 1.1.0"), "{text}");
     }
 
     if let Some(mkvmerge) = tool("mkvmerge") {
-        let text = run(Command::new(mkvmerge).arg("-J").arg(&e.mkv));
+        let text = run_text(Command::new(mkvmerge).arg("-J").arg(&e.mkv));
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let tracks = json["tracks"].as_array().unwrap();
         assert_eq!(tracks.len(), 1);
@@ -297,7 +261,7 @@ fn third_party_readers_accept_the_producer_stream() {
             println!("note: GStreamer h264parse missing; decoding without it");
         }
         cmd.args(["avdec_h264", "!", "fakesink", "silent=false", "-v"]);
-        let text = run(&mut cmd);
+        let text = run_text(&mut cmd);
         let decoded: Vec<&str> = text.lines().filter(|l| l.contains("chain   *")).collect();
         assert_eq!(decoded.len(), 100, "GStreamer decoded every frame");
         // 320x240 I420 frames.
@@ -308,12 +272,12 @@ fn third_party_readers_accept_the_producer_stream() {
     let script = "import av,sys\nc=av.open(sys.argv[1])\nn=0\nfor f in c.decode(video=0):\n    assert (f.width,f.height)==(320,240)\n    n+=1\nprint(n)\n";
     match Command::new(&python).args(["-c", "import av"]).output() {
         Ok(o) if o.status.success() => {
-            let n = run(Command::new(&python).args(["-c", script]).arg(&e.mkv));
+            let n = run_text(Command::new(&python).args(["-c", script]).arg(&e.mkv));
             assert_eq!(n.trim(), "100");
         }
         _ => {
             assert!(
-                !require_tools(),
+                !support::required(),
                 "{python} with PyAV is required (KVS_REQUIRE_TOOLS=1)"
             );
             println!("skipping: {python} has no PyAV (`av`)");
@@ -345,7 +309,7 @@ fn third_party_readers_accept_a_getmedia_document() {
     std::fs::write(&path, &out).unwrap();
 
     if let Some(mkvinfo) = tool("mkvinfo") {
-        let text = run(Command::new(mkvinfo).arg("-v").arg(&path));
+        let text = run_text(Command::new(mkvinfo).arg("-v").arg(&path));
         assert!(text.contains("AWS_KINESISVIDEO_FRAGMENT_NUMBER"), "{text}");
         assert!(text.contains("1700000001.234"), "{text}");
         assert!(

@@ -1,7 +1,8 @@
 //! FragmentIndex: unit cases and property tests against a naive model (a Vec scanned linearly).
 
+use kvs_core::crc32::crc32;
 use kvs_core::fragment::FragmentNumber;
-use kvs_core::index::codec::{self, Rebuilder, Record, TailReason, crc32, decode_records};
+use kvs_core::index::codec::{self, Rebuilder, Record, TailReason, decode_records};
 use kvs_core::index::select::{CLIP_MAX_FRAGMENTS, DISCONTINUITY_TOLERANCE_MS};
 use kvs_core::index::{
     DiscontinuityMode, Fragment, FragmentIndex, IndexError, IndexLimits, MAX_LIST_RESULTS,

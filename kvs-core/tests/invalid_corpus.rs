@@ -10,11 +10,14 @@
 //! (CRC mismatch, out-of-range version values, unknown or repeated header elements). Values the
 //! reader does not surface (Language, FlagLacing) are not validated.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
 use kvs_core::mkv::reader::{DecodeError, Event, MkvReader, Warning, decode_all};
+use support::have_tool;
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,18 +160,6 @@ fn reference_matches_ffprobe() {
         );
         assert_eq!(f.timestamp_ns / 1_000_000, p["pts"].as_i64().unwrap());
     }
-}
-
-fn have_tool(name: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()));
-    if !found {
-        if std::env::var("KVS_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (KVS_REQUIRE_TOOLS=1) but not on PATH");
-        }
-        eprintln!("{name} not found on PATH; skipping");
-    }
-    found
 }
 
 fn is_header_error(e: &DecodeError, needle: &str) -> bool {

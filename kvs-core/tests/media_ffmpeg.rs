@@ -5,6 +5,8 @@
 //! CodecPrivate ffmpeg's Matroska muxer wrote. Without ffmpeg/ffprobe on `PATH` the tests print
 //! a note and pass, unless `KVS_REQUIRE_TOOLS=1`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,23 +17,14 @@ use kvs_core::media::h264::{self, AvcConfig};
 use kvs_core::media::h265::{self, HevcConfig};
 use kvs_core::media::nal::{annexb_nalus, annexb_to_avcc, avcc_nalus, avcc_to_annexb};
 use kvs_core::media::{VideoCodec, codec_private_from_keyframe};
-
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
+use support::{find_tool, run, skip, temp_dir};
 
 /// The ffmpeg and ffprobe paths, or `None` (test skipped) when missing and not required.
 fn tools() -> Option<(PathBuf, PathBuf)> {
     match (find_tool("ffmpeg"), find_tool("ffprobe")) {
         (Some(a), Some(b)) => Some((a, b)),
         _ => {
-            if std::env::var("KVS_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("ffmpeg/ffprobe not found on PATH and KVS_REQUIRE_TOOLS=1");
-            }
-            println!("skipping: ffmpeg/ffprobe not found on PATH");
+            skip("ffmpeg/ffprobe not found on PATH");
             None
         }
     }
@@ -47,32 +40,9 @@ fn has_encoder(ffmpeg: &Path, encoder: &str) -> bool {
         .lines()
         .any(|l| l.split_whitespace().nth(1) == Some(encoder));
     if !found {
-        if std::env::var("KVS_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("ffmpeg lacks encoder {encoder} and KVS_REQUIRE_TOOLS=1");
-        }
-        println!("skipping: ffmpeg has no {encoder} encoder");
+        skip(&format!("ffmpeg has no {encoder} encoder"));
     }
     found
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("kvs-media-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// ffprobe's width and height of the first video stream.

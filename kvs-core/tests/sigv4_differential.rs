@@ -2,6 +2,8 @@
 //! signer, and by botocore (`SigV4Auth`, run through Python) all verify with our verifier, and our
 //! canonical request equals botocore's for the same input.
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -452,17 +454,6 @@ for case in json.load(sys.stdin):
 json.dump(out, sys.stdout)
 "#;
 
-fn python() -> String {
-    std::env::var("KVS_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-fn skip_or_fail(msg: &str) {
-    if std::env::var("KVS_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    println!("SKIP: {msg}");
-}
-
 struct BotoCase {
     method: &'static str,
     host: &'static str,
@@ -553,14 +544,14 @@ fn botocore_signed_requests_verify_and_canonical_requests_match() {
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("sign.py");
     std::fs::write(&script, BOTOCORE_SCRIPT).unwrap();
-    let child = Command::new(python())
+    let child = Command::new(support::python())
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
-        skip_or_fail(&format!("{} not found", python()));
+        support::skip(&format!("{} not found", support::python()));
         return;
     };
     child
@@ -574,7 +565,7 @@ fn botocore_signed_requests_verify_and_canonical_requests_match() {
     if !output.status.success() {
         let err = String::from_utf8_lossy(&output.stderr);
         if err.contains("No module named 'botocore'") {
-            skip_or_fail("botocore is not installed for this Python");
+            support::skip("botocore is not installed for this Python");
             return;
         }
         panic!("botocore script failed: {err}");

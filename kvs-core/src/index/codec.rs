@@ -27,6 +27,7 @@
 use bytes::BufMut;
 
 use super::{Fragment, FragmentIndex, IndexError, IndexLimits};
+use crate::crc32::crc32;
 
 /// Record type of a fragment record.
 pub const RECORD_FRAGMENT: u8 = 0xA1;
@@ -40,61 +41,6 @@ pub const TRIM_PAYLOAD_LEN: u8 = 8;
 pub const FRAGMENT_RECORD_LEN: usize = 2 + FRAGMENT_PAYLOAD_LEN as usize + 4;
 /// Largest record of any type.
 const MAX_RECORD_LEN: usize = FRAGMENT_RECORD_LEN;
-
-/// CRC-32 (IEEE 802.3 polynomial, reflected, as zlib and PNG) lookup tables for slicing-by-8.
-const CRC_TABLES: [[u32; 256]; 8] = crc_tables();
-
-const fn crc_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut s = 1;
-        while s < 8 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xFF) as usize];
-            s += 1;
-        }
-        i += 1;
-    }
-    t
-}
-
-/// CRC-32 (IEEE) of `data`: `crc32(b"123456789") == 0xCBF4_3926`.
-pub fn crc32(data: &[u8]) -> u32 {
-    let t = &CRC_TABLES;
-    let mut crc = !0u32;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
-        crc = t[7][(lo & 0xFF) as usize]
-            ^ t[6][((lo >> 8) & 0xFF) as usize]
-            ^ t[5][((lo >> 16) & 0xFF) as usize]
-            ^ t[4][(lo >> 24) as usize]
-            ^ t[3][c[4] as usize]
-            ^ t[2][c[5] as usize]
-            ^ t[1][c[6] as usize]
-            ^ t[0][c[7] as usize];
-    }
-    for &b in chunks.remainder() {
-        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xFF) as usize];
-    }
-    !crc
-}
 
 impl Fragment {
     /// Writes this fragment as one log record (50 bytes).

@@ -10,8 +10,8 @@
 //! little-endian each), then a CRC-32 of the preceding 34 bytes, so that an edited or truncated
 //! token is refused rather than silently misread.
 
-use super::codec::crc32;
 use super::{RangeQuery, TimestampKind};
+use crate::crc32::crc32;
 
 const VERSION: u8 = 1;
 const RAW_LEN: usize = 38;

@@ -28,7 +28,6 @@
 //! it while other tags wait for the next Cluster, as producers write them.
 
 mod block;
-mod crc;
 mod input;
 mod parse;
 mod types;

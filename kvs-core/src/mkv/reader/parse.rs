@@ -7,10 +7,10 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::crc::crc32;
 use super::types::{
     DecodeError, EbmlHeader, Event, ReaderLimits, SegmentInfo, SimpleTag, TagsEvent, Warning,
 };
+use crate::crc32::crc32;
 use crate::ebml::{self, Size, id, read_float, read_int, read_uint};
 use crate::fragment::FragmentMetadata;
 use crate::mkv::{AudioSettings, TrackInfo, TrackType, VideoSettings};

@@ -1,0 +1,546 @@
+//! The HTTP front: accept loop (plain or TLS), SigV4 verification, routing, response bodies,
+//! metadata persistence and the retention sweep.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use kvs_core::api::error::{CORAL_ERROR_NAMESPACE, ERROR_TYPE_HEADER, REQUEST_ID_HEADER};
+use kvs_core::api::{ApiError, ApiErrorKind, ApiRequest, ApiResponse, MAX_REQUEST_BODY};
+use kvs_core::mkv::getmedia::ProducerHeader;
+use kvs_core::sigv4::{
+    AuthError, Payload, RequestView, SigningKeyCache, StaticCredentials, Verifier,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::creds::DevCredentials;
+use crate::state::{FragmentEntry, Registry, Stream, StreamMeta, lock};
+use crate::store::{self, Writer, WriterConfig};
+use crate::{ServerConfig, ServerError, now_ms};
+
+/// Response body: a whole buffer or a channel of chunks.
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// A body fed by a channel; ends when every sender is dropped.
+pub(crate) struct ChannelBody(pub mpsc::Receiver<Bytes>);
+
+impl HttpBody for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.0.poll_recv(cx) {
+            Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A body fed by an unbounded channel (PutMedia ACKs).
+pub(crate) struct UnboundedBody(pub mpsc::UnboundedReceiver<Bytes>);
+
+impl HttpBody for UnboundedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.0.poll_recv(cx) {
+            Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A buffered response as a [`Body`] response.
+pub(crate) fn full(response: http::Response<Bytes>) -> http::Response<Body> {
+    response.map(|b| Full::new(b).boxed_unsync())
+}
+
+/// An API error as a response.
+pub(crate) fn error_response(e: &ApiError, rid: &str) -> http::Response<Body> {
+    full(e.to_http(rid))
+}
+
+/// What recovery produced before the context exists.
+pub(crate) struct Prepared {
+    registry: Registry,
+    pub(crate) dev_credentials: DevCredentials,
+    keys: StaticCredentials,
+    writer: Writer,
+}
+
+impl Prepared {
+    pub(crate) fn into_ctx(self, config: ServerConfig, scheme: &'static str) -> Ctx {
+        Ctx {
+            verifier: Verifier::new(config.region.clone()),
+            registry: self.registry,
+            keys: self.keys,
+            key_cache: Mutex::new(SigningKeyCache::new(64)),
+            writer: self.writer,
+            scheme,
+            meta_lock: tokio::sync::Mutex::new(()),
+            conn_ids: AtomicU64::new(1),
+            config,
+        }
+    }
+}
+
+/// Shared server state.
+pub(crate) struct Ctx {
+    pub(crate) config: ServerConfig,
+    pub(crate) registry: Registry,
+    keys: StaticCredentials,
+    key_cache: Mutex<SigningKeyCache>,
+    verifier: Verifier,
+    pub(crate) writer: Writer,
+    pub(crate) scheme: &'static str,
+    meta_lock: tokio::sync::Mutex<()>,
+    pub(crate) conn_ids: AtomicU64,
+}
+
+const META_FILE: &str = "streams.json";
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ServerError + '_ {
+    move |source| ServerError::DataDir {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Ctx {
+    /// Prepares the data directory: credentials, stream metadata, recovery of every stream.
+    pub(crate) fn prepare(data_dir: &Path, config: &ServerConfig) -> Result<Prepared, ServerError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir.join("streams"))
+            .map_err(io_err(data_dir))?;
+        let (keys, dev_credentials) = match &config.credentials_file {
+            Some(path) => crate::creds::load_credentials_file(path)?,
+            None => crate::creds::dev_credentials(data_dir)?,
+        };
+        let registry = Registry::default();
+        let meta_path = data_dir.join(META_FILE);
+        let metas: Vec<StreamMeta> = if meta_path.exists() {
+            let text = std::fs::read(&meta_path).map_err(io_err(&meta_path))?;
+            serde_json::from_slice(&text).map_err(|e| ServerError::DataDir {
+                path: meta_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+        } else {
+            Vec::new()
+        };
+        let mut keep_dirs = Vec::new();
+        for mut meta in metas {
+            if meta.status == "DELETING" {
+                continue;
+            }
+            meta.status = "ACTIVE".into();
+            let stream = Stream::new(meta, data_dir);
+            if stream.dir.exists() {
+                let rec = store::recover(&stream.dir).map_err(io_err(&stream.dir))?;
+                let mut data = lock(&stream.data);
+                for (id, bytes) in rec.headers {
+                    if let Ok(h) = ProducerHeader::parse(bytes) {
+                        data.headers.insert(id, Arc::new(h));
+                        data.durable_headers.insert(id);
+                        data.next_header_id = data.next_header_id.max(id + 1);
+                    }
+                }
+                for f in rec.fragments {
+                    if !data.headers.contains_key(&f.record.header_id) {
+                        continue;
+                    }
+                    data.next_seq = data.next_seq.max(f.record.seq + 1);
+                    data.last_server_ms = data.last_server_ms.max(f.record.server_ms);
+                    data.fragments.push_back(FragmentEntry {
+                        seq: f.record.seq,
+                        number: f.record.number,
+                        server_ms: f.record.server_ms,
+                        producer_ms: f.record.producer_ms,
+                        duration_ms: f.record.duration_ms,
+                        timecode: f.record.timecode,
+                        header_id: f.record.header_id,
+                        size: f.location.len,
+                        location: Some(f.location),
+                        cache: None,
+                    });
+                }
+                if let Some(last) = data.fragments.back() {
+                    let seq = last.seq;
+                    drop(data);
+                    stream.notify(seq);
+                }
+            }
+            keep_dirs.push(stream.dir.clone());
+            let name = lock(&stream.meta).name.clone();
+            lock(&registry.streams).insert(name, Arc::new(stream));
+        }
+        // Data of streams that were deleted (or never recorded) goes.
+        if let Ok(entries) = std::fs::read_dir(data_dir.join("streams")) {
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if !keep_dirs.contains(&p) {
+                    let _ = std::fs::remove_dir_all(&p);
+                }
+            }
+        }
+        let writer = Writer::start(WriterConfig {
+            segment_bytes: config.limits.segment_bytes,
+        })
+        .map_err(io_err(data_dir))?;
+        let prepared = Prepared {
+            registry,
+            dev_credentials,
+            keys,
+            writer,
+        };
+        write_meta(data_dir, &prepared.registry.snapshot()).map_err(io_err(data_dir))?;
+        Ok(prepared)
+    }
+
+    /// Persists every stream's metadata (temp file, fsync, rename, fsync of the directory).
+    pub(crate) async fn save_meta(self: &Arc<Self>) -> Result<(), ApiError> {
+        let _guard = self.meta_lock.lock().await;
+        let snapshot = self.registry.snapshot();
+        let dir = self.config.data_dir.clone();
+        tokio::task::spawn_blocking(move || write_meta(&dir, &snapshot))
+            .await
+            .map_err(|e| internal(e.to_string()))?
+            .map_err(|e| internal(format!("cannot persist stream metadata: {e}")))
+    }
+
+    fn verify(&self, parts: &http::request::Parts, payload: Payload<'_>) -> Result<(), AuthError> {
+        let view = RequestView::from_http(&parts.method, &parts.uri, &parts.headers);
+        let mut cache = lock(&self.key_cache);
+        self.verifier
+            .verify(&view, payload, &self.keys, &mut cache, SystemTime::now())
+            .map(|_| ())
+    }
+
+    /// The base URL clients reached us at.
+    pub(crate) fn base_url(&self, parts: &http::request::Parts) -> String {
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}:{}", self.config.host, self.config.port));
+        format!("{}://{}", self.scheme, host)
+    }
+}
+
+fn write_meta(dir: &Path, metas: &[StreamMeta]) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(META_FILE);
+    let tmp = dir.join(format!("{META_FILE}.tmp"));
+    let text = serde_json::to_vec_pretty(metas).map_err(std::io::Error::other)?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&text)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    store::sync_dir(dir)
+}
+
+/// `InternalFailure` with a message.
+pub(crate) fn internal(message: impl Into<String>) -> ApiError {
+    ApiError::new(ApiErrorKind::InternalFailure, message)
+}
+
+/// A new request id.
+pub(crate) fn request_id() -> String {
+    let mut raw = [0u8; 16];
+    crate::random_bytes(&mut raw);
+    let h = hex::encode(raw);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn auth_error_response(e: &AuthError, rid: &str) -> http::Response<Body> {
+    let body = serde_json::json!({ "message": e.message() }).to_string();
+    let mut r = http::Response::new(Bytes::from(body));
+    *r.status_mut() = e.http_status();
+    let h = r.headers_mut();
+    let et = format!("{}:{}", e.aws_error_name(), CORAL_ERROR_NAMESPACE);
+    if let Ok(v) = http::HeaderValue::from_str(&et) {
+        h.insert(ERROR_TYPE_HEADER, v.clone());
+        h.insert(kvs_core::api::error::LEGACY_ERROR_TYPE_HEADER, v);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(rid) {
+        h.insert(REQUEST_ID_HEADER, v);
+    }
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    full(r)
+}
+
+async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<Body> {
+    let rid = request_id();
+    let (parts, body) = req.into_parts();
+    if parts.uri.path() == kvs_core::api::put_media::PUT_MEDIA_PATH
+        && parts.method == http::Method::POST
+    {
+        if let Err(e) = ctx.verify(&parts, Payload::Streaming) {
+            return auth_error_response(&e, &rid);
+        }
+        return crate::ingest::put_media(ctx, parts, body, rid).await;
+    }
+    let bytes = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return error_response(
+                &ApiError::invalid_argument(format!(
+                    "The request body exceeds {MAX_REQUEST_BODY} bytes or could not be read."
+                )),
+                &rid,
+            );
+        }
+    };
+    if let Err(e) = ctx.verify(&parts, Payload::Bytes(&bytes)) {
+        return auth_error_response(&e, &rid);
+    }
+    let base = ctx.base_url(&parts);
+    let request = http::Request::from_parts(parts, bytes);
+    let api = match ApiRequest::from_http(&request) {
+        Ok(a) => a,
+        Err(e) => return error_response(&e, &rid),
+    };
+    let result = dispatch(&ctx, api, &base, &rid).await;
+    match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e, &rid),
+    }
+}
+
+async fn dispatch(
+    ctx: &Arc<Ctx>,
+    api: ApiRequest,
+    base: &str,
+    rid: &str,
+) -> Result<http::Response<Body>, ApiError> {
+    use crate::control as c;
+    let json = |r: &dyn Fn(&str) -> http::Response<Bytes>| full(r(rid));
+    Ok(match api {
+        ApiRequest::CreateStream(r) => {
+            let out = c::create_stream(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::DescribeStream(r) => {
+            let out = c::describe_stream(ctx, r)?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::ListStreams(r) => {
+            let out = c::list_streams(ctx, r)?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::DeleteStream(r) => {
+            let out = c::delete_stream(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::UpdateStream(r) => {
+            let out = c::update_stream(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::UpdateDataRetention(r) => {
+            let out = c::update_data_retention(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::GetDataEndpoint(r) => {
+            let out = c::get_data_endpoint(ctx, r, base)?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::TagStream(r) => {
+            let out = c::tag_stream(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::UntagStream(r) => {
+            let out = c::untag_stream(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::ListTagsForStream(r) => {
+            let out = c::list_tags_for_stream(ctx, r)?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::TagResource(r) => {
+            let out = c::tag_resource(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::UntagResource(r) => {
+            let out = c::untag_resource(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::ListTagsForResource(r) => {
+            let out = c::list_tags_for_resource(ctx, r)?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::DescribeStreamStorageConfiguration(r) => {
+            let out = c::describe_storage(ctx, r)?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::UpdateStreamStorageConfiguration(r) => {
+            let out = c::update_storage(ctx, r).await?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::GetMedia(r) => crate::media::get_media(ctx, r, rid)?,
+        ApiRequest::ListFragments(r) => {
+            let out = crate::media::list_fragments(ctx, r)?;
+            json(&|id| out.to_http(id))
+        }
+        ApiRequest::GetMediaForFragmentList(r) => {
+            crate::media::get_media_for_fragment_list(ctx, r, rid)?
+        }
+        other => {
+            return Err(ApiError::new(
+                ApiErrorKind::UnknownOperation,
+                format!(
+                    "{} is not supported by this kvs server.",
+                    other.operation().name()
+                ),
+            ));
+        }
+    })
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub(crate) async fn serve(
+    ctx: Arc<Ctx>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let sweeper = tokio::spawn(retention_loop(ctx.clone()));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let ctx = ctx.clone();
+        let tls = tls.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+            });
+            let builder = hyper::server::conn::http1::Builder::new();
+            match tls {
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+        });
+    }
+    sweeper.abort();
+}
+
+/// Enforces retention: drops expired fragments from the index and deletes whole expired
+/// segment files; bounds the in-memory buffer of retention-0 streams.
+async fn retention_loop(ctx: Arc<Ctx>) {
+    loop {
+        tokio::time::sleep(ctx.config.limits.retention_interval).await;
+        sweep(&ctx);
+    }
+}
+
+/// One retention pass.
+pub(crate) fn sweep(ctx: &Ctx) {
+    let streams: Vec<Arc<Stream>> = lock(&ctx.registry.streams).values().cloned().collect();
+    let now = now_ms();
+    for s in streams {
+        let hours = s.retention_hours();
+        let mut data = lock(&s.data);
+        if hours == 0 {
+            trim_buffer(&ctx.config.limits, &mut data, now);
+            continue;
+        }
+        let cutoff = now.saturating_sub(u64::try_from(hours).unwrap_or(0) * 3_600_000);
+        let mut expired_segments: BTreeMap<u64, bool> = BTreeMap::new();
+        while let Some(f) = data.fragments.front() {
+            if f.server_ms >= cutoff {
+                break;
+            }
+            if let Some(f) = data.fragments.pop_front() {
+                if let Some(c) = &f.cache {
+                    data.cached_bytes = data.cached_bytes.saturating_sub(c.len() as u64);
+                }
+                if let Some(l) = f.location {
+                    expired_segments.insert(l.segment, true);
+                }
+            }
+        }
+        // A segment goes only when no remaining fragment lives in it.
+        for f in &data.fragments {
+            if let Some(l) = f.location {
+                expired_segments.remove(&l.segment);
+            }
+        }
+        drop(data);
+        if !expired_segments.is_empty() {
+            ctx.writer
+                .delete_segments(s.dir.clone(), expired_segments.into_keys().collect());
+        }
+    }
+}
+
+/// Bounds a retention-0 stream's in-memory buffer (duration and bytes).
+pub(crate) fn trim_buffer(limits: &crate::Limits, data: &mut crate::state::StreamData, now: u64) {
+    let cutoff = now.saturating_sub(limits.buffer_duration.as_millis() as u64);
+    while let Some(f) = data.fragments.front() {
+        if f.server_ms >= cutoff && data.cached_bytes <= limits.buffer_bytes {
+            break;
+        }
+        if let Some(f) = data.fragments.pop_front() {
+            data.cached_bytes = data
+                .cached_bytes
+                .saturating_sub(f.cache.map_or(0, |c| c.len() as u64));
+        }
+    }
+}

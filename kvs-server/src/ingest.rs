@@ -1,0 +1,644 @@
+//! PutMedia: header validation, then a full-duplex exchange: the MKV body is decoded as it
+//! arrives while ACK lines stream back (BUFFERING, RECEIVED, PERSISTED, IDLE, ERROR).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use kvs_core::ack::{AckEvent, ErrorId};
+use kvs_core::api::{ApiError, ApiErrorKind, FragmentTimecodeType, PutMediaRequest, StreamStatus};
+use kvs_core::ebml::{Size, read_id, read_size};
+use kvs_core::fragment::{FragmentNumber, tag};
+use kvs_core::mkv::getmedia::ProducerHeader;
+use kvs_core::mkv::reader::{Event, MkvReader};
+use tokio::sync::mpsc;
+
+use crate::http_service::{Body, Ctx, UnboundedBody, error_response, full, trim_buffer};
+use crate::now_ms;
+use crate::state::{FragmentEntry, Stream, lock};
+use crate::store::FragmentRecord;
+
+type AckTx = mpsc::UnboundedSender<Bytes>;
+
+/// Handles `POST /putMedia` (already authenticated).
+pub(crate) async fn put_media(
+    ctx: Arc<Ctx>,
+    parts: http::request::Parts,
+    body: Incoming,
+    rid: String,
+) -> http::Response<Body> {
+    let req = match PutMediaRequest::from_headers(&parts.headers) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e, &rid),
+    };
+    if req.fragment_timecode_type == FragmentTimecodeType::Relative
+        && req.producer_start_timestamp.is_none()
+    {
+        return error_response(
+            &ApiError::invalid_argument(
+                "RELATIVE fragment timecodes need x-amzn-producer-start-timestamp.",
+            ),
+            &rid,
+        );
+    }
+    let stream =
+        match crate::control::find(&ctx, req.stream_name.as_deref(), req.stream_arn.as_deref()) {
+            Ok(s) => s,
+            Err(e) => return error_response(&e, &rid),
+        };
+    if stream.status() == StreamStatus::Creating {
+        return error_response(&ApiError::stream_not_found(), &rid);
+    }
+    let conn_id = ctx.conn_ids.fetch_add(1, Ordering::SeqCst);
+    if stream
+        .producer
+        .compare_exchange(0, conn_id, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return error_response(
+            &ApiError::new(
+                ApiErrorKind::ConnectionLimitExceeded,
+                "Another PutMedia connection is already streaming to this stream.",
+            ),
+            &rid,
+        );
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ingest = Ingest::new(ctx, stream, &req, conn_id, tx);
+    tokio::spawn(ingest.run(body));
+    let head = PutMediaRequest::response_head(&rid);
+    let (mut parts, _) = full(head).into_parts();
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    http::Response::from_parts(parts, BodyExt::boxed_unsync(UnboundedBody(rx)))
+}
+
+/// Why ingest stopped with an ERROR ACK.
+struct Fail(ErrorId);
+
+struct Open {
+    seq: u64,
+    number: FragmentNumber,
+    timecode: u64,
+    tc_ns: u128,
+    producer_ms: u64,
+    server_ms: u64,
+    cluster_offset: u64,
+    frames: HashMap<u64, u64>,
+    last_ns: i64,
+    user_tags: usize,
+}
+
+struct PersistedAck {
+    result: std::io::Result<()>,
+    timecode: u64,
+    number: FragmentNumber,
+}
+
+struct Ingest {
+    ctx: Arc<Ctx>,
+    stream: Arc<Stream>,
+    mode: FragmentTimecodeType,
+    start_ms: u64,
+    conn_id: u64,
+    tx: AckTx,
+    reader: MkvReader,
+    buf: BytesMut,
+    base: u64,
+    frag_start: u64,
+    header_id: Option<u64>,
+    seen_ebml: bool,
+    seen_segment: bool,
+    tracks: Vec<u64>,
+    open: Option<Open>,
+    pending_tags: usize,
+    last_tc_ns: Option<u128>,
+    started: Instant,
+    persist_tx: mpsc::UnboundedSender<PersistedAck>,
+    persist_rx: mpsc::UnboundedReceiver<PersistedAck>,
+    in_flight: usize,
+}
+
+impl Ingest {
+    fn new(
+        ctx: Arc<Ctx>,
+        stream: Arc<Stream>,
+        req: &PutMediaRequest,
+        conn_id: u64,
+        tx: AckTx,
+    ) -> Self {
+        let (persist_tx, persist_rx) = mpsc::unbounded_channel();
+        Ingest {
+            ctx,
+            stream,
+            mode: req.fragment_timecode_type,
+            start_ms: req.producer_start_timestamp.map_or(0, |t| t.as_millis()),
+            conn_id,
+            tx,
+            reader: MkvReader::new(),
+            buf: BytesMut::new(),
+            base: 0,
+            frag_start: 0,
+            header_id: None,
+            seen_ebml: false,
+            seen_segment: false,
+            tracks: Vec::new(),
+            open: None,
+            pending_tags: 0,
+            last_tc_ns: None,
+            started: Instant::now(),
+            persist_tx,
+            persist_rx,
+            in_flight: 0,
+        }
+    }
+
+    fn send(&self, ack: AckEvent) {
+        let _ = self.tx.send(Bytes::from(ack.to_vec()));
+    }
+
+    fn limits(&self) -> &crate::Limits {
+        &self.ctx.config.limits
+    }
+
+    async fn run(mut self, mut body: Incoming) {
+        let idle_every = self.limits().idle_ack_interval;
+        let idle_timeout = self.limits().idle_timeout;
+        let mut last_data = Instant::now();
+        let mut body_done = false;
+        loop {
+            if body_done && self.in_flight == 0 {
+                break;
+            }
+            let wait = idle_every.min(idle_timeout);
+            tokio::select! {
+                frame = body.frame(), if !body_done => {
+                    match frame {
+                        Some(Ok(f)) => {
+                            if let Ok(data) = f.into_data() {
+                                last_data = Instant::now();
+                                if let Err(Fail(id)) = self.on_data(data) {
+                                    self.fail(id);
+                                    return;
+                                }
+                            }
+                        }
+                        Some(Err(_)) => {
+                            // The connection broke: the open fragment is incomplete and dropped.
+                            self.open = None;
+                            body_done = true;
+                        }
+                        None => {
+                            body_done = true;
+                            if let Err(Fail(id)) = self.on_end() {
+                                self.fail(id);
+                                return;
+                            }
+                        }
+                    }
+                }
+                p = self.persist_rx.recv() => {
+                    if let Some(p) = p {
+                        self.in_flight = self.in_flight.saturating_sub(1);
+                        match p.result {
+                            Ok(()) => self.send(AckEvent::persisted(p.timecode, p.number)),
+                            Err(_) => {
+                                self.send(AckEvent::error(
+                                    ErrorId::FRAGMENT_ARCHIVAL_ERROR,
+                                    Some(p.timecode),
+                                    Some(p.number),
+                                ));
+                                return;
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {
+                    if body_done {
+                        // Waiting only for PERSISTED of what was received.
+                        if last_data.elapsed() > idle_timeout {
+                            break;
+                        }
+                        continue;
+                    }
+                    if self.started.elapsed() > self.limits().max_connection_duration {
+                        self.fail(ErrorId::CONNECTION_DURATION_REACHED);
+                        return;
+                    }
+                    if last_data.elapsed() >= idle_timeout {
+                        break;
+                    }
+                    if last_data.elapsed() >= idle_every {
+                        self.send(AckEvent::idle());
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, id: ErrorId) {
+        let (tc, number) = match &self.open {
+            Some(o) => (Some(o.timecode), Some(o.number.clone())),
+            None => (None, None),
+        };
+        self.open = None;
+        self.send(AckEvent::error(id, tc, number));
+    }
+
+    fn on_data(&mut self, data: Bytes) -> Result<(), Fail> {
+        self.buf.extend_from_slice(&data);
+        // A producer stream starts with an EBML header, nothing else.
+        if !self.seen_ebml && self.base == 0 {
+            let n = self.buf.len().min(4);
+            if self.buf.get(..n) != kvs_core::mkv::writer::EBML_HEADER.get(..n) {
+                return Err(Fail(ErrorId::INVALID_MKV_DATA));
+            }
+        }
+        if self.reader.push(data).is_err() {
+            return Err(Fail(ErrorId::INVALID_MKV_DATA));
+        }
+        self.drain(false)?;
+        if let Some(o) = &self.open {
+            let len = self.base + self.buf.len() as u64 - o.cluster_offset;
+            if len > self.limits().max_fragment_bytes {
+                return Err(Fail(ErrorId::FRAGMENT_SIZE_REACHED));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self) -> Result<(), Fail> {
+        self.reader.finish();
+        self.drain(true)
+    }
+
+    fn drain(&mut self, at_end: bool) -> Result<(), Fail> {
+        while let Some(event) = self.reader.poll_event() {
+            match event {
+                Ok(e) => self.on_event(e, at_end)?,
+                Err(_) if at_end => {
+                    // The body ended inside an element: what is open is incomplete.
+                    self.open = None;
+                }
+                Err(_) => return Err(Fail(ErrorId::INVALID_MKV_DATA)),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: Event, at_end: bool) -> Result<(), Fail> {
+        use ErrorId as E;
+        match event {
+            Event::EbmlHeader(_) => {
+                if self.seen_ebml {
+                    return Err(Fail(E::INVALID_MKV_DATA));
+                }
+                self.seen_ebml = true;
+            }
+            Event::SegmentStart { .. } => {
+                if self.seen_segment {
+                    return Err(Fail(E::INVALID_MKV_DATA));
+                }
+                self.seen_segment = true;
+            }
+            Event::Track(t) => {
+                if self.header_id.is_some() {
+                    return Err(Fail(E::INVALID_MKV_DATA));
+                }
+                if !self.tracks.contains(&t.number) {
+                    self.tracks.push(t.number);
+                }
+                if self.tracks.len() > self.limits().max_tracks {
+                    return Err(Fail(E::MORE_THAN_ALLOWED_TRACKS_FOUND));
+                }
+            }
+            Event::Tags(t) => {
+                let max = self.limits().max_fragment_metadata;
+                let mut user = 0;
+                for st in &t.tags {
+                    if st.name.starts_with("AWS_KINESISVIDEO_") {
+                        continue;
+                    }
+                    if st.name.starts_with(tag::RESERVED_PREFIX)
+                        || st.name.len() > 128
+                        || st.value.len() > 256
+                    {
+                        return Err(Fail(E::FRAGMENT_METADATA_LIMIT_REACHED));
+                    }
+                    user += 1;
+                }
+                if self.header_id.is_none() && !self.tracks.is_empty() {
+                    self.set_header(t.offset)?;
+                }
+                if self.open.is_some() {
+                    let end = self.element_end(t.offset);
+                    if let Some(o) = self.open.as_mut() {
+                        o.user_tags += user;
+                        if o.user_tags > max {
+                            return Err(Fail(E::FRAGMENT_METADATA_LIMIT_REACHED));
+                        }
+                    }
+                    self.close(end)?;
+                } else if self.header_id.is_some() {
+                    self.pending_tags += user;
+                    if self.pending_tags > max {
+                        return Err(Fail(E::FRAGMENT_METADATA_LIMIT_REACHED));
+                    }
+                }
+            }
+            Event::ClusterStart { offset, timecode } => {
+                if self.tracks.is_empty() {
+                    return Err(Fail(E::INVALID_MKV_DATA));
+                }
+                if self.header_id.is_none() {
+                    self.set_header(offset)?;
+                }
+                if self.open.is_some() {
+                    self.close(offset)?;
+                }
+                let timecode = timecode.ok_or(Fail(E::INVALID_MKV_DATA))?;
+                self.open_fragment(offset, timecode)?;
+            }
+            Event::Frame(f) => {
+                let max_ms = self.limits().max_fragment_duration_ms;
+                if !self.tracks.contains(&f.track) {
+                    return Err(Fail(E::TRACK_NUMBER_MISMATCH));
+                }
+                let Some(o) = self.open.as_mut() else {
+                    return Err(Fail(E::INVALID_MKV_DATA));
+                };
+                *o.frames.entry(f.track).or_insert(0) += 1;
+                o.last_ns = o.last_ns.max(f.timestamp_ns);
+                let span_ms = (i128::from(f.timestamp_ns) - o.tc_ns as i128) / 1_000_000;
+                if span_ms > i128::from(max_ms) {
+                    return Err(Fail(E::FRAGMENT_DURATION_REACHED));
+                }
+            }
+            Event::Warning(
+                kvs_core::mkv::reader::Warning::Skipped { .. }
+                | kvs_core::mkv::reader::Warning::MissingClusterTimecode { .. },
+            ) => return Err(Fail(E::INVALID_MKV_DATA)),
+            Event::FragmentEnd(s) => {
+                if let Some(o) = &self.open
+                    && s.offset == o.cluster_offset
+                {
+                    if s.truncated && at_end {
+                        self.open = None;
+                    } else {
+                        let end = if s.bytes > 0 {
+                            s.offset + s.bytes
+                        } else {
+                            self.base + self.buf.len() as u64
+                        };
+                        self.close(end)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// End offset of the element starting at `offset` (from its size field).
+    fn element_end(&self, offset: u64) -> u64 {
+        let fallback = self.base + self.buf.len() as u64;
+        let Some(rel) = offset.checked_sub(self.base) else {
+            return fallback;
+        };
+        let bytes = self.buf.get(rel as usize..).unwrap_or_default();
+        let Ok(Some((_, id_len))) = read_id(bytes) else {
+            return fallback;
+        };
+        match read_size(bytes.get(id_len..).unwrap_or_default()) {
+            Ok(Some((Size::Known(n), size_len))) => offset + (id_len + size_len) as u64 + n,
+            _ => fallback,
+        }
+    }
+
+    fn set_header(&mut self, end: u64) -> Result<(), Fail> {
+        let len = usize::try_from(end.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let bytes = self
+            .buf
+            .get(..len)
+            .map(Bytes::copy_from_slice)
+            .ok_or(Fail(ErrorId::INVALID_MKV_DATA))?;
+        let header = ProducerHeader::parse(bytes).map_err(|_| Fail(ErrorId::INVALID_MKV_DATA))?;
+        let id = {
+            let mut d = lock(&self.stream.data);
+            let id = d.next_header_id;
+            d.next_header_id += 1;
+            d.headers.insert(id, Arc::new(header));
+            id
+        };
+        self.header_id = Some(id);
+        self.frag_start = end;
+        Ok(())
+    }
+
+    fn open_fragment(&mut self, offset: u64, timecode: u64) -> Result<(), Fail> {
+        use ErrorId as E;
+        let scale = u128::from(self.reader.timecode_scale().max(1));
+        let tc_ns = u128::from(timecode) * scale;
+        if let Some(last) = self.last_tc_ns
+            && tc_ns < last
+        {
+            return Err(Fail(E::FRAGMENT_TIMECODE_NOT_MONOTONIC));
+        }
+        self.last_tc_ns = Some(tc_ns);
+        let tc_ms = tc_ns / 1_000_000;
+        let producer_ms = match self.mode {
+            FragmentTimecodeType::Absolute => tc_ms,
+            FragmentTimecodeType::Relative => u128::from(self.start_ms) + tc_ms,
+        };
+        let now = now_ms();
+        if producer_ms > u128::from(now + self.limits().max_future_ms) {
+            return Err(Fail(E::INVALID_PRODUCER_TIMESTAMP));
+        }
+        let producer_ms = producer_ms as u64;
+        if self.stream.status() == StreamStatus::Deleting {
+            return Err(Fail(E::STREAM_NOT_ACTIVE));
+        }
+        if self.started.elapsed() > self.limits().max_connection_duration {
+            return Err(Fail(E::CONNECTION_DURATION_REACHED));
+        }
+        let (seq, server_ms) = {
+            let mut d = lock(&self.stream.data);
+            let seq = d.next_seq;
+            d.next_seq += 1;
+            let server_ms = now.max(d.last_server_ms);
+            d.last_server_ms = server_ms;
+            (seq, server_ms)
+        };
+        let mut r = [0u8; 4];
+        crate::random_bytes(&mut r);
+        let number = FragmentNumber::mint(seq, server_ms, u32::from_le_bytes(r) & 0x0FFF_FFFF);
+        self.send(AckEvent::buffering(timecode, number.clone()));
+        self.open = Some(Open {
+            seq,
+            number,
+            timecode,
+            tc_ns,
+            producer_ms,
+            server_ms,
+            cluster_offset: offset,
+            frames: HashMap::new(),
+            last_ns: i64::try_from(tc_ns).unwrap_or(i64::MAX),
+            user_tags: std::mem::take(&mut self.pending_tags),
+        });
+        Ok(())
+    }
+
+    fn close(&mut self, end: u64) -> Result<(), Fail> {
+        use ErrorId as E;
+        let Some(o) = self.open.take() else {
+            return Ok(());
+        };
+        for t in &self.tracks {
+            if o.frames.get(t).copied().unwrap_or(0) == 0 {
+                self.open = Some(o);
+                return Err(Fail(E::FRAMES_MISSING_FOR_TRACK));
+            }
+        }
+        let cut = usize::try_from(end.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        if cut > self.buf.len() {
+            self.open = Some(o);
+            return Err(Fail(E::INVALID_MKV_DATA));
+        }
+        let chunk = self.buf.split_to(cut).freeze();
+        let skip = usize::try_from(self.frag_start.saturating_sub(self.base)).unwrap_or(0);
+        let data = chunk.slice(skip.min(chunk.len())..);
+        self.base = end;
+        self.frag_start = end;
+        let duration_ms =
+            u64::try_from((i128::from(o.last_ns) - o.tc_ns as i128).max(0) / 1_000_000)
+                .unwrap_or(0);
+        if self.stream.status() == StreamStatus::Deleting {
+            self.open = Some(o);
+            return Err(Fail(E::STREAM_NOT_ACTIVE));
+        }
+        self.send(AckEvent::received(o.timecode, o.number.clone()));
+        let header_id = self.header_id.unwrap_or(0);
+        let retention = self.stream.retention_hours();
+        let entry = FragmentEntry {
+            seq: o.seq,
+            number: o.number.as_str().to_owned(),
+            server_ms: o.server_ms,
+            producer_ms: o.producer_ms,
+            duration_ms,
+            timecode: o.timecode,
+            header_id,
+            size: data.len() as u64,
+            location: None,
+            cache: Some(data.clone()),
+        };
+        let header_to_persist = {
+            let mut d = lock(&self.stream.data);
+            d.cached_bytes += data.len() as u64;
+            d.fragments.push_back(entry);
+            if retention == 0 {
+                trim_buffer(self.limits(), &mut d, now_ms());
+                None
+            } else if d.durable_headers.insert(header_id) {
+                d.headers.get(&header_id).cloned()
+            } else {
+                None
+            }
+        };
+        self.stream.notify(o.seq);
+        if retention > 0 {
+            let dir = self.stream.dir.clone();
+            if let Some(h) = header_to_persist {
+                let mut bytes = BytesMut::new();
+                if h.write_document_start(&mut bytes).is_ok() {
+                    // Stored as EBML header + Segment + header elements: ProducerHeader::parse
+                    // reads it back.
+                    self.ctx.writer.append_header(
+                        dir.clone(),
+                        header_id,
+                        bytes.freeze(),
+                        Box::new(|_| {}),
+                    );
+                }
+            }
+            let record = FragmentRecord {
+                seq: o.seq,
+                server_ms: o.server_ms,
+                producer_ms: o.producer_ms,
+                duration_ms,
+                header_id,
+                timecode: o.timecode,
+                number: o.number.as_str().to_owned(),
+            };
+            let stream = self.stream.clone();
+            let ptx = self.persist_tx.clone();
+            let cache_limit = self.limits().cache_bytes;
+            let (timecode, number, seq) = (o.timecode, o.number.clone(), o.seq);
+            self.in_flight += 1;
+            self.ctx.writer.append_fragment(
+                dir,
+                record,
+                data,
+                Box::new(move |result| {
+                    let result = result.and_then(|loc| {
+                        let loc = loc.ok_or_else(|| std::io::Error::other("no location"))?;
+                        let mut d = lock(&stream.data);
+                        if let Some(i) = d.find_seq(seq)
+                            && let Some(e) = d.fragments.get_mut(i)
+                        {
+                            e.location = Some(loc);
+                        }
+                        evict_cache(&mut d, cache_limit);
+                        Ok(())
+                    });
+                    let _ = ptx.send(PersistedAck {
+                        result,
+                        timecode,
+                        number,
+                    });
+                }),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Drops the in-memory copies of the oldest persisted fragments beyond `limit` bytes.
+fn evict_cache(d: &mut crate::state::StreamData, limit: u64) {
+    if d.cached_bytes <= limit {
+        return;
+    }
+    let mut excess = d.cached_bytes - limit;
+    let mut freed = 0;
+    for e in d.fragments.iter_mut() {
+        if excess == 0 {
+            break;
+        }
+        if e.location.is_some()
+            && let Some(c) = e.cache.take()
+        {
+            let n = c.len() as u64;
+            freed += n;
+            excess = excess.saturating_sub(n);
+        }
+    }
+    d.cached_bytes -= freed;
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        let _ = self.stream.producer.compare_exchange(
+            self.conn_id,
+            0,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        // Wake live readers so they can notice the producer left.
+        self.stream.published.send_modify(|_| {});
+    }
+}

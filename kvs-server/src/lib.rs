@@ -1,0 +1,366 @@
+//! # kvs-server
+//!
+//! A local, Kinesis Video Streams compatible server. It speaks the KVS wire protocol (the same
+//! [`kvs_core::api`] types the clients use), verifies SigV4 on every request, stores fragments
+//! durably (PERSISTED only after `fsync`) and serves them live and archived:
+//!
+//! | plane | operations |
+//! |---|---|
+//! | control | CreateStream, DescribeStream, ListStreams, UpdateStream, UpdateDataRetention, DeleteStream, Tag/Untag/ListTagsForStream, Tag/Untag/ListTagsForResource, GetDataEndpoint, Describe/UpdateStreamStorageConfiguration |
+//! | media | PutMedia (full-duplex ACK stream), GetMedia (all start selectors, live tail) |
+//! | archived media | ListFragments, GetMediaForFragmentList |
+//!
+//! Run it in-process with [`Server::bind`], or as `kvs serve`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kvs_server::ServerError> {
+//! let mut config = kvs_server::ServerConfig::new(std::env::temp_dir().join("kvs-demo"));
+//! config.port = 0; // any free port
+//! let server = kvs_server::Server::bind(config).await?;
+//! println!("{}", server.export_line());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod control;
+mod creds;
+mod http_service;
+mod ingest;
+mod media;
+pub mod state;
+pub mod store;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use creds::{DevCredentials, load_credentials_file};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Binding the listening socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The data directory could not be prepared or recovered.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The credentials file is unreadable or holds no key pair.
+    #[error("credentials file {path}: {message}")]
+    Credentials {
+        /// The path.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// TLS configuration failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// How the server does TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain HTTP.
+    #[default]
+    None,
+    /// A certificate chain and a private key, both PEM files.
+    Files {
+        /// Certificate chain (PEM).
+        cert: PathBuf,
+        /// Private key (PEM).
+        key: PathBuf,
+    },
+    /// A certificate generated at start for `localhost`, `127.0.0.1` and the host; it is written
+    /// to `<data dir>/tls/cert.pem` for clients to trust.
+    SelfSigned,
+}
+
+/// Tunable limits and timings (the defaults follow the service).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// How long CreateStream / UpdateStream leave a stream CREATING / UPDATING, and DeleteStream
+    /// DELETING (zero: ACTIVE at once).
+    pub transition_delay: Duration,
+    /// IDLE ACK period while no PutMedia data arrives.
+    pub idle_ack_interval: Duration,
+    /// A PutMedia request without data for this long is closed.
+    pub idle_timeout: Duration,
+    /// Longest PutMedia connection (ERROR 4003 after it).
+    pub max_connection_duration: Duration,
+    /// Largest fragment (ERROR 4001 above it).
+    pub max_fragment_bytes: u64,
+    /// Longest fragment in ms (ERROR 4002 above it).
+    pub max_fragment_duration_ms: u64,
+    /// How far in the future a producer timestamp may be (ERROR 4007 beyond).
+    pub max_future_ms: u64,
+    /// Most tracks (ERROR 4012 above).
+    pub max_tracks: usize,
+    /// Most user metadata tags per fragment (ERROR 4009 above).
+    pub max_fragment_metadata: usize,
+    /// A caught-up GetMedia without an active producer ends after this long without a fragment.
+    pub get_media_idle_end: Duration,
+    /// Most concurrent GetMedia connections per stream.
+    pub max_get_media_connections: usize,
+    /// Most concurrent GetMediaForFragmentList connections per stream.
+    pub max_fragment_list_connections: usize,
+    /// Period of the retention sweep.
+    pub retention_interval: Duration,
+    /// Segment file rotation size.
+    pub segment_bytes: u64,
+    /// Retention 0: how long fragments stay readable in memory.
+    pub buffer_duration: Duration,
+    /// Retention 0: most bytes kept in memory per stream.
+    pub buffer_bytes: u64,
+    /// Retention > 0: recent fragment bytes kept in memory per stream for live readers.
+    pub cache_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            transition_delay: Duration::from_millis(200),
+            idle_ack_interval: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(30),
+            max_connection_duration: Duration::from_secs(45 * 60),
+            max_fragment_bytes: 50 * 1024 * 1024,
+            max_fragment_duration_ms: 20_000,
+            max_future_ms: 5 * 60 * 1000,
+            max_tracks: 3,
+            max_fragment_metadata: 10,
+            get_media_idle_end: Duration::from_secs(3),
+            max_get_media_connections: 3,
+            max_fragment_list_connections: 5,
+            retention_interval: Duration::from_secs(30),
+            segment_bytes: 64 * 1024 * 1024,
+            buffer_duration: Duration::from_secs(300),
+            buffer_bytes: 200 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1`).
+    pub host: String,
+    /// Port (default 4567; 0 picks a free one).
+    pub port: u16,
+    /// Where streams, fragments and the development key pair live.
+    pub data_dir: PathBuf,
+    /// Region of the SigV4 scope and the ARNs (default `us-east-1`).
+    pub region: String,
+    /// Account id in ARNs.
+    pub account_id: String,
+    /// A shared-credentials (INI) file whose key pairs are accepted, instead of the generated
+    /// development pair.
+    pub credentials_file: Option<PathBuf>,
+    /// TLS.
+    pub tls: TlsMode,
+    /// Limits and timings.
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// Defaults with `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 4567,
+            data_dir: data_dir.into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            credentials_file: None,
+            tls: TlsMode::None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/kvs`, else `~/.local/share/kvs`, else `./kvs-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("kvs");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/kvs");
+    }
+    PathBuf::from("kvs-data")
+}
+
+/// Fills `buf` with random bytes from the OS.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        // Extremely unlikely; fall back to time-derived bytes rather than failing a request.
+        let seed = now_ms().wrapping_mul(6364136223846793005);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8);
+        }
+    }
+}
+
+/// Wall-clock time in epoch milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    base_url: String,
+    credentials: DevCredentials,
+    ca_cert: Option<PathBuf>,
+    data_dir: PathBuf,
+    region: String,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Recovers the data directory, binds the socket and starts serving in the current tokio
+    /// runtime.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let data_dir = config.data_dir.clone();
+        let dd = data_dir.clone();
+        let cfg = config.clone();
+        let prepared = tokio::task::spawn_blocking(move || http_service::Ctx::prepare(&dd, &cfg))
+            .await
+            .map_err(|e| ServerError::DataDir {
+                path: data_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let tls = tls::acceptor(&config.tls, &data_dir, &config.host)?;
+        let addr_text = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr_text)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr_text.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: addr_text,
+            source,
+        })?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            match addr {
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                SocketAddr::V4(a) => a.ip().to_string(),
+            }
+        };
+        let base_url = format!("{scheme}://{host}:{}", addr.port());
+        let credentials = prepared.dev_credentials.clone();
+        let ca_cert = tls.as_ref().and_then(|t| t.1.clone());
+        let ctx = Arc::new(prepared.into_ctx(config.clone(), scheme));
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(http_service::serve(ctx, listener, tls.map(|t| t.0), rx));
+        Ok(Server {
+            addr,
+            base_url,
+            credentials,
+            ca_cert,
+            data_dir: config.data_dir,
+            region: config.region,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://host:port` (or `https://`): what clients use as endpoint URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// A key pair the server accepts.
+    pub fn credentials(&self) -> &DevCredentials {
+        &self.credentials
+    }
+
+    /// The region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Under `--tls-self-signed`: the certificate file clients should trust.
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.ca_cert.as_deref()
+    }
+
+    /// One line a shell can evaluate to point AWS clients at this server (`AWS_DEFAULT_REGION` is
+    /// repeated for older botocore releases that read only that name).
+    pub fn export_line(&self) -> String {
+        let mut line = format!(
+            "export AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_REGION={} AWS_DEFAULT_REGION={}",
+            self.base_url,
+            self.credentials.access_key_id,
+            self.credentials.secret_access_key,
+            self.region,
+            self.region
+        );
+        if let Some(ca) = &self.ca_cert {
+            line.push_str(&format!(" AWS_CA_BUNDLE={}", ca.display()));
+        }
+        line
+    }
+
+    /// The start-up banner (several lines, the export line among them).
+    pub fn banner(&self) -> String {
+        let mut text = format!(
+            "kvs server listening on {}\ndata directory: {}\nregion: {}\n",
+            self.base_url,
+            self.data_dir.display(),
+            self.region
+        );
+        if let Some(ca) = &self.ca_cert {
+            text.push_str(&format!("self-signed certificate: {}\n", ca.display()));
+        }
+        text.push_str(&self.export_line());
+        text.push('\n');
+        text
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end (open connections are
+    /// dropped).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (it runs until [`Server::shutdown`] or an error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}

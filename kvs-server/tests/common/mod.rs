@@ -1,0 +1,472 @@
+//! Test helpers: an in-process server, signed JSON calls, a raw full-duplex PutMedia client and
+//! hand-made MKV pieces for the error rules.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use kvs_core::ack::{AckEvent, AckParser};
+use kvs_core::api::{ApiError, ApiOperation, ApiResponse, PutMediaRequest, Timestamp};
+use kvs_core::mkv::reader::{Event, FragmentSummary, MkvReader};
+use kvs_core::mkv::writer::{StreamConfig, StreamWriter};
+use kvs_core::mkv::{Frame, TrackInfo, TrackType, codec};
+use kvs_core::sigv4::{PayloadSigning, SigningCredentials, SigningParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// A unique temp directory.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let d = std::env::temp_dir().join(format!("kvs-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Where to reach a server and with which keys.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub addr: std::net::SocketAddr,
+    pub access_key_id: String,
+    pub secret: String,
+    pub region: String,
+}
+
+impl Endpoint {
+    pub fn of(server: &kvs_server::Server) -> Self {
+        Endpoint {
+            addr: server.local_addr(),
+            access_key_id: server.credentials().access_key_id.clone(),
+            secret: server.credentials().secret_access_key.clone(),
+            region: server.region().to_owned(),
+        }
+    }
+
+    pub fn uri(&self) -> http::Uri {
+        format!("http://{}", self.addr).parse().unwrap()
+    }
+
+    fn creds(&self) -> SigningCredentials<'_> {
+        SigningCredentials {
+            access_key_id: &self.access_key_id,
+            secret_access_key: &self.secret,
+            session_token: None,
+        }
+    }
+}
+
+/// Starts a server on a free port with a fresh data dir.
+pub async fn start(limits: kvs_server::Limits) -> (kvs_server::Server, PathBuf) {
+    let dir = temp_dir("srv");
+    start_in(dir, limits).await
+}
+
+pub async fn start_in(dir: PathBuf, limits: kvs_server::Limits) -> (kvs_server::Server, PathBuf) {
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = limits;
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    (server, dir)
+}
+
+/// Fast limits for tests.
+pub fn fast_limits() -> kvs_server::Limits {
+    kvs_server::Limits {
+        transition_delay: Duration::ZERO,
+        get_media_idle_end: Duration::from_millis(500),
+        ..kvs_server::Limits::default()
+    }
+}
+
+/// Sends a raw request and returns status, headers and the whole body.
+pub async fn send(ep: &Endpoint, request: http::Request<Bytes>) -> http::Response<Bytes> {
+    let tcp = TcpStream::connect(ep.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let response = sender.send_request(request.map(Full::new)).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    http::Response::from_parts(parts, body)
+}
+
+/// Signs a buffered request as botocore does, at `time`.
+pub fn sign_at(ep: &Endpoint, request: &mut http::Request<Bytes>, time: SystemTime) {
+    let body = request.body().clone();
+    let params = SigningParams::new(ep.creds(), &ep.region, time, PayloadSigning::Body(&body));
+    let out = kvs_core::sigv4::sign(request, &params).unwrap();
+    out.apply_to_request(request).unwrap();
+}
+
+/// A signed JSON operation; the typed response or the service error.
+pub async fn call<Op: ApiOperation>(ep: &Endpoint, op: &Op) -> Result<Op::Response, ApiError> {
+    let mut request = op.to_http(&ep.uri())?;
+    sign_at(ep, &mut request, SystemTime::now());
+    let response = send(ep, request).await;
+    Op::Response::from_http(&response)
+}
+
+/// A signed streaming operation (GetMedia, GetMediaForFragmentList): status and whole body.
+pub async fn call_raw<Op: ApiOperation>(ep: &Endpoint, op: &Op) -> http::Response<Bytes> {
+    let mut request = op.to_http(&ep.uri()).unwrap();
+    sign_at(ep, &mut request, SystemTime::now());
+    send(ep, request).await
+}
+
+/// Creates a stream with `retention` hours.
+pub async fn create_stream(ep: &Endpoint, name: &str, retention: i64) {
+    let req = kvs_core::api::CreateStreamRequest {
+        device_name: None,
+        stream_name: name.into(),
+        media_type: Some("video/h264".into()),
+        kms_key_id: None,
+        data_retention_in_hours: Some(retention),
+        tags: None,
+        stream_storage_configuration: None,
+    };
+    call(ep, &req).await.unwrap();
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A full-duplex PutMedia connection over a raw socket.
+pub struct PutMedia {
+    pub status: u16,
+    pub head: String,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    pub acks: mpsc::UnboundedReceiver<AckEvent>,
+    /// Set when the response ended (connection closed or last chunk).
+    pub ended: tokio::sync::watch::Receiver<bool>,
+}
+
+impl PutMedia {
+    /// Opens PutMedia with the C producer's signing convention.
+    pub async fn open(ep: &Endpoint, req: &PutMediaRequest) -> PutMedia {
+        Self::open_with(ep, req, SystemTime::now(), |_| {}).await
+    }
+
+    /// Opens PutMedia, letting `tamper` change the signed head before it is sent.
+    pub async fn open_with(
+        ep: &Endpoint,
+        req: &PutMediaRequest,
+        time: SystemTime,
+        tamper: impl FnOnce(&mut http::HeaderMap),
+    ) -> PutMedia {
+        let mut head = req.to_http(&ep.uri()).unwrap();
+        head.headers_mut().insert(
+            "user-agent",
+            http::HeaderValue::from_static("kvs-test-producer"),
+        );
+        head.headers_mut()
+            .insert("connection", http::HeaderValue::from_static("keep-alive"));
+        let params = SigningParams::c_producer_put_media(ep.creds(), &ep.region, time);
+        let out = kvs_core::sigv4::sign(&head, &params).unwrap();
+        out.apply_to_request(&mut head).unwrap();
+        tamper(head.headers_mut());
+        let mut text = format!("POST {} HTTP/1.1\r\n", head.uri().path());
+        for (k, v) in head.headers() {
+            text.push_str(&format!("{}: {}\r\n", k, v.to_str().unwrap()));
+        }
+        text.push_str("\r\n");
+        let tcp = TcpStream::connect(ep.addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let (mut rd, mut wr) = tcp.into_split();
+        wr.write_all(text.as_bytes()).await.unwrap();
+        // Read the response head.
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 4096];
+        let head_end = loop {
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+            let n = rd.read(&mut tmp).await.unwrap();
+            assert!(n > 0, "connection closed before the response head");
+            buf.extend_from_slice(&tmp[..n]);
+        };
+        let head_text = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let status: u16 = head_text[9..12].parse().unwrap();
+        let rest = buf[head_end..].to_vec();
+        let chunked = head_text
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let (tx, acks) = mpsc::unbounded_channel();
+        let (end_tx, ended) = tokio::sync::watch::channel(false);
+        let body_tx = tx.clone();
+        tokio::spawn(async move {
+            let mut dechunk = Dechunk::default();
+            let mut parser = AckParser::new();
+            let feed = |data: &[u8], parser: &mut AckParser, dechunk: &mut Dechunk| {
+                let out = if chunked {
+                    dechunk.push(data)
+                } else {
+                    data.to_vec()
+                };
+                parser.push(&out);
+                while let Some(ev) = parser.poll_event() {
+                    if let Ok(ev) = ev {
+                        let _ = body_tx.send(ev);
+                    }
+                }
+            };
+            feed(&rest, &mut parser, &mut dechunk);
+            let mut tmp = [0u8; 4096];
+            loop {
+                match rd.read(&mut tmp).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => feed(&tmp[..n], &mut parser, &mut dechunk),
+                }
+                if dechunk.done {
+                    break;
+                }
+            }
+            let _ = end_tx.send(true);
+        });
+        drop(tx);
+        PutMedia {
+            status,
+            head: head_text,
+            writer: wr,
+            acks,
+            ended,
+        }
+    }
+
+    /// Sends one HTTP chunk (ignoring a closed connection).
+    pub async fn send(&mut self, data: &[u8]) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        let mut c = format!("{:x}\r\n", data.len()).into_bytes();
+        c.extend_from_slice(data);
+        c.extend_from_slice(b"\r\n");
+        self.writer.write_all(&c).await.is_ok()
+    }
+
+    /// Ends the body.
+    pub async fn finish(&mut self) {
+        let _ = self.writer.write_all(b"0\r\n\r\n").await;
+    }
+
+    /// Next ACK within `secs`.
+    pub async fn next_ack(&mut self, secs: u64) -> Option<AckEvent> {
+        tokio::time::timeout(Duration::from_secs(secs), self.acks.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// ACKs until one of `kind` (skipping IDLE) or the end; returns all seen.
+    pub async fn acks_until(&mut self, pred: impl Fn(&AckEvent) -> bool) -> Vec<AckEvent> {
+        let mut seen = Vec::new();
+        while let Some(a) = self.next_ack(20).await {
+            let stop = pred(&a);
+            seen.push(a);
+            if stop {
+                break;
+            }
+        }
+        seen
+    }
+}
+
+/// Chunked transfer decoding.
+#[derive(Default)]
+struct Dechunk {
+    buf: Vec<u8>,
+    remaining: usize,
+    in_data: bool,
+    done: bool,
+}
+
+impl Dechunk {
+    fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        loop {
+            if self.in_data {
+                if self.remaining > 0 {
+                    let n = self.remaining.min(self.buf.len());
+                    out.extend_from_slice(&self.buf[..n]);
+                    self.buf.drain(..n);
+                    self.remaining -= n;
+                    if self.remaining > 0 {
+                        return out;
+                    }
+                }
+                if self.buf.len() < 2 {
+                    return out;
+                }
+                self.buf.drain(..2);
+                self.in_data = false;
+            }
+            let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") else {
+                return out;
+            };
+            let line = String::from_utf8_lossy(&self.buf[..p]).to_string();
+            self.buf.drain(..p + 2);
+            let size =
+                usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+            if size == 0 {
+                self.done = true;
+                return out;
+            }
+            self.remaining = size;
+            self.in_data = true;
+        }
+    }
+}
+
+/// A producer: the writer, its header, and the frames it wrote (for comparison).
+pub struct Producer {
+    pub writer: StreamWriter,
+    pub next_ts_ns: i64,
+    pub frame_ns: i64,
+    pub sent_frames: Vec<Frame>,
+    pub body: BytesMut,
+    pub counter: u32,
+}
+
+impl Producer {
+    /// One H.264-labelled video track (and an audio track when `audio`), absolute timecodes
+    /// starting at `start_ms`.
+    pub fn new(start_ms: u64, audio: bool) -> Producer {
+        let mut tracks = vec![TrackInfo::new(1, 1, TrackType::Video, codec::H264)];
+        if audio {
+            tracks.push(TrackInfo::new(2, 2, TrackType::Audio, codec::AAC));
+        }
+        let config = StreamConfig::new([7u8; 16]);
+        let writer = StreamWriter::new(config, tracks).unwrap();
+        Producer {
+            writer,
+            next_ts_ns: start_ms as i64 * 1_000_000,
+            frame_ns: 33_000_000,
+            sent_frames: Vec::new(),
+            body: BytesMut::new(),
+            counter: 0,
+        }
+    }
+
+    pub fn header(&self) -> Bytes {
+        self.writer.header().clone()
+    }
+
+    /// Encodes one fragment of `frames` frames (first is a key frame) and returns its bytes.
+    pub fn fragment(&mut self, frames: usize, payload: usize) -> Bytes {
+        let mut out = BytesMut::new();
+        for i in 0..frames {
+            self.counter += 1;
+            let data: Vec<u8> = (0..payload)
+                .map(|j| (self.counter as usize * 31 + j) as u8)
+                .collect();
+            let f = Frame::new(1, self.next_ts_ns, i == 0, data);
+            self.writer.encode_frame(&f, &mut out).unwrap();
+            self.sent_frames.push(f);
+            self.next_ts_ns += self.frame_ns;
+        }
+        self.writer.end_fragment(&mut out).unwrap();
+        out.freeze()
+    }
+}
+
+/// Decoded GetMedia output: per fragment, its summary and its frames.
+pub struct Decoded {
+    pub fragments: Vec<(FragmentSummary, Vec<Frame>)>,
+}
+
+pub fn decode(bytes: &[u8]) -> Decoded {
+    let mut reader = MkvReader::new();
+    reader.push(Bytes::copy_from_slice(bytes)).unwrap();
+    reader.finish();
+    let mut fragments = Vec::new();
+    let mut frames = Vec::new();
+    for ev in reader.events() {
+        match ev.unwrap() {
+            Event::Frame(f) => frames.push(f),
+            Event::FragmentEnd(s) => fragments.push((*s, std::mem::take(&mut frames))),
+            _ => {}
+        }
+    }
+    Decoded { fragments }
+}
+
+/// An EBML element with an 8-byte size.
+pub fn el(id: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut v = id.to_vec();
+    v.push(0x01);
+    v.extend_from_slice(&(payload.len() as u64).to_be_bytes()[1..]);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// An unsigned-integer element.
+pub fn uint_el(id: &[u8], value: u64) -> Vec<u8> {
+    el(id, &value.to_be_bytes())
+}
+
+/// A level-1 Tags element with the given SimpleTags.
+pub fn tags_el(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut simple = Vec::new();
+    for (n, v) in pairs {
+        let mut st = el(&[0x45, 0xA3], n.as_bytes());
+        st.extend(el(&[0x44, 0x87], v.as_bytes()));
+        simple.extend(el(&[0x67, 0xC8], &st));
+    }
+    el(&[0x12, 0x54, 0xC3, 0x67], &el(&[0x73, 0x73], &simple))
+}
+
+/// A producer header (EBML + unknown Segment + Info + Tracks) with `n` video tracks.
+pub fn header_with_tracks(n: u64) -> Vec<u8> {
+    let mut v = kvs_core::mkv::writer::EBML_HEADER.to_vec();
+    v.extend_from_slice(&kvs_core::mkv::writer::SEGMENT_UNKNOWN_SIZE);
+    v.extend(el(
+        &[0x15, 0x49, 0xA9, 0x66],
+        &uint_el(&[0x2A, 0xD7, 0xB1], 1_000_000),
+    ));
+    let mut entries = Vec::new();
+    for i in 1..=n {
+        let mut e = uint_el(&[0xD7], i);
+        e.extend(uint_el(&[0x73, 0xC5], i));
+        e.extend(uint_el(&[0x83], 1));
+        e.extend(el(&[0x86], codec::H264.as_bytes()));
+        entries.extend(el(&[0xAE], &e));
+    }
+    v.extend(el(&[0x16, 0x54, 0xAE, 0x6B], &entries));
+    v
+}
+
+/// An unknown-size cluster at `tc` with SimpleBlocks `(track, delta, key, payload)`.
+pub fn cluster(tc: u64, blocks: &[(u8, i16, bool, &[u8])]) -> Vec<u8> {
+    let mut v = vec![0x1F, 0x43, 0xB6, 0x75, 0xFF];
+    v.extend(uint_el(&[0xE7], tc));
+    for (track, delta, key, payload) in blocks {
+        let mut b = vec![0x80 | track];
+        b.extend_from_slice(&delta.to_be_bytes());
+        b.push(if *key { 0x80 } else { 0 });
+        b.extend_from_slice(payload);
+        v.extend(el(&[0xA3], &b));
+    }
+    v
+}
+
+/// Absolute-timecode PutMedia request for `name`.
+pub fn absolute(name: &str) -> PutMediaRequest {
+    let mut r = PutMediaRequest::relative(name, Timestamp::from_millis(now_ms()));
+    r.fragment_timecode_type = kvs_core::api::FragmentTimecodeType::Absolute;
+    r
+}
+
+pub fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
+    buf.put_slice(b);
+}

@@ -1,0 +1,371 @@
+//! PutMedia over real HTTP (full duplex, chunked both ways), then reading back through GetMedia
+//! with every start selector, ListFragments and GetMediaForFragmentList.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use kvs_core::ack::{AckEvent, AckEventType};
+use kvs_core::api::*;
+use kvs_core::fragment::tag;
+use kvs_core::mkv::getmedia::{ProducerHeader, kvs_tags_len};
+
+fn persisted(acks: &[AckEvent]) -> Vec<String> {
+    acks.iter()
+        .filter(|a| a.event_type == AckEventType::Persisted)
+        .map(|a| a.fragment_number.as_ref().unwrap().as_str().to_owned())
+        .collect()
+}
+
+fn get_media(name: &str, sel: StartSelector) -> GetMediaRequest {
+    GetMediaRequest {
+        stream_name: Some(name.into()),
+        stream_arn: None,
+        start_selector: sel,
+    }
+}
+
+fn numbers(d: &Decoded) -> Vec<String> {
+    d.fragments
+        .iter()
+        .map(|(s, _)| s.metadata.fragment_number.clone().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_media_round_trip_every_selector() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "cam", 1).await;
+
+    // A live GetMedia NOW opened before anything is sent.
+    let ep2 = ep.clone();
+    let live = tokio::spawn(async move {
+        call_raw(
+            &ep2,
+            &get_media("cam", StartSelector::new(StartSelectorType::Now)),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("cam")).await;
+    assert_eq!(pm.status, 200, "{}", pm.head);
+    let header = producer.header();
+    let mut body_after_header = Vec::new();
+    assert!(pm.send(&header).await);
+    let mut acks = Vec::new();
+    for _ in 0..5 {
+        let frag = producer.fragment(10, 300);
+        body_after_header.extend_from_slice(&frag);
+        // Split the fragment across chunks at an odd boundary.
+        let (a, b) = frag.split_at(frag.len() / 3);
+        assert!(pm.send(a).await);
+        assert!(pm.send(b).await);
+        // BUFFERING, RECEIVED and PERSISTED for this fragment before the next is sent.
+        acks.extend(
+            pm.acks_until(|a| a.event_type == AckEventType::Persisted)
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    pm.finish().await;
+    let kinds: Vec<AckEventType> = acks
+        .iter()
+        .filter(|a| a.event_type != AckEventType::Idle)
+        .map(|a| a.event_type)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            AckEventType::Buffering,
+            AckEventType::Received,
+            AckEventType::Persisted
+        ]
+        .repeat(5)
+    );
+    let nums = persisted(&acks);
+    assert_eq!(nums.len(), 5);
+    assert!(nums.iter().all(|n| n.len() == 47));
+    assert!(nums.windows(2).all(|w| w[0] < w[1]));
+    // Timecodes in the ACKs are the raw cluster timecodes (absolute ms).
+    let tc0 = acks[0].fragment_timecode.unwrap();
+    assert_eq!(tc0 as i64, producer.sent_frames[0].timestamp_ns / 1_000_000);
+
+    // EARLIEST: every fragment, every frame byte-identical, numbers as ACKed.
+    let all = call_raw(
+        &ep,
+        &get_media("cam", StartSelector::new(StartSelectorType::Earliest)),
+    )
+    .await;
+    assert_eq!(all.status(), 200);
+    assert_eq!(all.headers()["content-type"], "video/webm");
+    let d = decode(all.body());
+    assert_eq!(numbers(&d), nums);
+    let frames: Vec<_> = d.fragments.iter().flat_map(|(_, f)| f.clone()).collect();
+    assert_eq!(frames.len(), producer.sent_frames.len());
+    for (got, sent) in frames.iter().zip(&producer.sent_frames) {
+        assert_eq!(got.data, sent.data);
+        assert_eq!(got.timestamp_ns, sent.timestamp_ns);
+        assert_eq!(got.keyframe, sent.keyframe);
+    }
+    for (s, _) in &d.fragments {
+        assert!(s.metadata.is_complete(), "{:?}", s.metadata);
+        assert_eq!(
+            s.metadata.continuation_token, s.metadata.fragment_number,
+            "continuation token = fragment number"
+        );
+    }
+
+    // The live reader saw the five fragments as they completed.
+    let live = tokio::time::timeout(Duration::from_secs(20), live)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(numbers(&decode(live.body())), nums);
+
+    // FRAGMENT_NUMBER: after the second.
+    let mut sel = StartSelector::new(StartSelectorType::FragmentNumber);
+    sel.after_fragment_number = Some(nums[1].clone());
+    let r = call_raw(&ep, &get_media("cam", sel)).await;
+    assert_eq!(numbers(&decode(r.body())), nums[2..]);
+
+    // CONTINUATION_TOKEN: the token of the first fragment.
+    let mut sel = StartSelector::new(StartSelectorType::ContinuationToken);
+    sel.continuation_token = d.fragments[0].0.metadata.continuation_token.clone();
+    let r = call_raw(&ep, &get_media("cam", sel)).await;
+    assert_eq!(numbers(&decode(r.body())), nums[1..]);
+
+    // PRODUCER_TIMESTAMP: the chunk holding the third fragment's start.
+    let p3 = d.fragments[2].0.metadata.producer_timestamp_ms.unwrap();
+    let mut sel = StartSelector::new(StartSelectorType::ProducerTimestamp);
+    sel.start_timestamp = Some(Timestamp::from_millis(p3 + 10));
+    let r = call_raw(&ep, &get_media("cam", sel)).await;
+    assert_eq!(numbers(&decode(r.body())), nums[2..]);
+
+    // SERVER_TIMESTAMP: the fourth fragment's server timestamp.
+    let s4 = d.fragments[3].0.metadata.server_timestamp_ms.unwrap();
+    let mut sel = StartSelector::new(StartSelectorType::ServerTimestamp);
+    sel.start_timestamp = Some(Timestamp::from_millis(s4));
+    let r = call_raw(&ep, &get_media("cam", sel)).await;
+    let got = numbers(&decode(r.body()));
+    assert_eq!(got.last(), nums.last());
+    assert!(got.len() >= 2 && got.contains(&nums[3]), "{got:?}");
+
+    // ListFragments, server range [f2, f4] inclusive, paginated one at a time.
+    let s2 = d.fragments[1].0.metadata.server_timestamp_ms.unwrap();
+    let mut listed = Vec::new();
+    let mut req = ListFragmentsRequest {
+        stream_name: Some("cam".into()),
+        stream_arn: None,
+        max_results: Some(1),
+        next_token: None,
+        fragment_selector: Some(FragmentSelector {
+            fragment_selector_type: TimestampSelectorType::ServerTimestamp,
+            timestamp_range: TimestampRange {
+                start_timestamp: Timestamp::from_millis(s2),
+                end_timestamp: Timestamp::from_millis(s4),
+            },
+        }),
+    };
+    let mut pages = 0;
+    loop {
+        let page = call(&ep, &req).await.unwrap();
+        pages += 1;
+        listed.extend(page.fragments);
+        match page.next_token {
+            Some(t) => {
+                req.next_token = Some(t);
+                req.fragment_selector = None;
+            }
+            None => break,
+        }
+    }
+    let listed_nums: Vec<String> = listed.iter().map(|f| f.fragment_number.clone()).collect();
+    assert_eq!(listed_nums, nums[1..4]);
+    assert!(pages >= 3);
+    assert!(listed.iter().all(|f| f.fragment_size_in_bytes > 0));
+    assert!(
+        listed
+            .iter()
+            .all(|f| f.fragment_length_in_milliseconds >= 290)
+    );
+
+    // GetMediaForFragmentList: every fragment; the documents minus their KVS prefix are the
+    // producer's bytes after its header, byte for byte.
+    let gm = GetMediaForFragmentListRequest {
+        stream_name: Some("cam".into()),
+        stream_arn: None,
+        fragments: nums.clone(),
+    };
+    let r = call_raw(&ep, &gm).await;
+    assert_eq!(r.status(), 200);
+    let header_doc_len = ProducerHeader::parse(header.clone())
+        .unwrap()
+        .document_start_len();
+    let mut rebuilt = Vec::new();
+    let mut rest: &[u8] = r.body();
+    let dd = decode(r.body());
+    for (s, _) in &dd.fragments {
+        let m = &s.metadata;
+        let st = kvs_core::fragment::format_seconds_millis(m.server_timestamp_ms.unwrap());
+        let pt = kvs_core::fragment::format_seconds_millis(m.producer_timestamp_ms.unwrap());
+        let prefix = header_doc_len
+            + kvs_tags_len(&[
+                (tag::FRAGMENT_NUMBER, m.fragment_number.as_deref().unwrap()),
+                (tag::SERVER_TIMESTAMP, &st),
+                (tag::PRODUCER_TIMESTAMP, &pt),
+            ]);
+        // The document ends where the next EBML header starts.
+        let next = rest[4..]
+            .windows(4)
+            .position(|w| w == [0x1A, 0x45, 0xDF, 0xA3])
+            .map_or(rest.len(), |p| p + 4);
+        rebuilt.extend_from_slice(&rest[prefix..next]);
+        rest = &rest[next..];
+    }
+    assert_eq!(numbers(&dd), nums);
+    assert!(
+        rebuilt == body_after_header,
+        "stored fragments differ from the producer's bytes"
+    );
+
+    // Missing fragments answer in-band.
+    let gm = GetMediaForFragmentListRequest {
+        stream_name: Some("cam".into()),
+        stream_arn: None,
+        fragments: vec![
+            nums[0].clone(),
+            "91343852333181714687576861120838395174634006751".into(),
+        ],
+    };
+    let r = call_raw(&ep, &gm).await;
+    let dd = decode(r.body());
+    assert_eq!(dd.fragments.len(), 2);
+    assert_eq!(
+        dd.fragments[1].0.metadata.error_code.as_deref(),
+        Some("FRAGMENT_NOT_FOUND")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_timecodes_and_retention_zero() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "rel", 0).await;
+    let start = now_ms() - 5_000;
+    let mut req = PutMediaRequest::relative("rel", Timestamp::from_millis(start));
+    req.fragment_acknowledgment_required = Some(true);
+    let mut pm = PutMedia::open(&ep, &req).await;
+    assert_eq!(pm.status, 200);
+    // Relative producer: cluster timecodes from 0.
+    let mut producer = Producer::new(0, false);
+    pm.send(&producer.header()).await;
+    for _ in 0..3 {
+        let f = producer.fragment(5, 100);
+        pm.send(&f).await;
+    }
+    pm.finish().await;
+    let mut acks = Vec::new();
+    while let Some(a) = pm.next_ack(5).await {
+        acks.push(a);
+    }
+    // Retention 0: no PERSISTED, but RECEIVED for each.
+    assert_eq!(
+        acks.iter()
+            .filter(|a| a.event_type == AckEventType::Received)
+            .count(),
+        3
+    );
+    assert!(acks.iter().all(|a| a.event_type != AckEventType::Persisted));
+    let r = call_raw(
+        &ep,
+        &get_media("rel", StartSelector::new(StartSelectorType::Earliest)),
+    )
+    .await;
+    let d = decode(r.body());
+    assert_eq!(d.fragments.len(), 3);
+    // Producer timestamp = start + cluster timecode.
+    assert_eq!(d.fragments[0].0.metadata.producer_timestamp_ms, Some(start));
+    assert_eq!(
+        d.fragments[1].0.metadata.producer_timestamp_ms,
+        Some(start + 5 * 33)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_producer_per_stream_and_head_errors() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "one", 1).await;
+    let mut first = PutMedia::open(&ep, &absolute("one")).await;
+    assert_eq!(first.status, 200);
+    first.send(&Producer::new(now_ms(), false).header()).await;
+    let second = PutMedia::open(&ep, &absolute("one")).await;
+    assert_eq!(second.status, 400);
+    assert!(
+        second.head.contains("ConnectionLimitExceededException"),
+        "{}",
+        second.head
+    );
+    let missing = PutMedia::open(&ep, &absolute("nope")).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.head.contains("ResourceNotFoundException"));
+    first.finish().await;
+    drop(first);
+    // Released once the first connection ends.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = PutMedia::open(&ep, &absolute("one")).await;
+    assert_eq!(third.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_tampered_or_expired_are_rejected() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "auth", 1).await;
+    // A signed header changed after signing.
+    let pm = PutMedia::open_with(&ep, &absolute("auth"), std::time::SystemTime::now(), |h| {
+        h.insert(
+            "x-amzn-stream-name",
+            http::HeaderValue::from_static("other"),
+        );
+    })
+    .await;
+    assert_eq!(pm.status, 403);
+    assert!(pm.head.contains("InvalidSignatureException"));
+    // Signed ten minutes ago.
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    let pm = PutMedia::open_with(&ep, &absolute("auth"), old, |_| {}).await;
+    assert_eq!(pm.status, 403);
+    // A JSON call with a tampered body and one with a wrong secret.
+    let req = DescribeStreamRequest {
+        stream_name: Some("auth".into()),
+        stream_arn: None,
+    };
+    let mut http_req = req.to_http(&ep.uri()).unwrap();
+    sign_at(&ep, &mut http_req, std::time::SystemTime::now());
+    *http_req.body_mut() = Bytes::from_static(b"{\"StreamName\":\"auth2\"}");
+    let r = send(&ep, http_req).await;
+    assert_eq!(r.status(), 403);
+    let mut bad = ep.clone();
+    bad.secret = "x".repeat(40);
+    let e = call(&bad, &req).await.unwrap_err();
+    assert_eq!(e.http_status, 403);
+    let mut unknown = ep.clone();
+    unknown.access_key_id = "AKIAUNKNOWN000000000".into();
+    let e = call(&unknown, &req).await.unwrap_err();
+    assert_eq!(e.http_status, 403);
+    // Unsigned.
+    let r = send(&ep, req.to_http(&ep.uri()).unwrap()).await;
+    assert_eq!(r.status(), 403);
+    // And the signed one works.
+    call(&ep, &req).await.unwrap();
+    server.shutdown().await;
+}
