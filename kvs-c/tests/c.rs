@@ -79,15 +79,22 @@ fn out_dir() -> PathBuf {
 fn compile(name: &str, sources: &[PathBuf], flags: &[&str]) -> PathBuf {
     let exe = out_dir().join(name);
     let mut cmd = Command::new("cc");
-    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-D_POSIX_C_SOURCE=200809L"])
-        .arg("-I")
-        .arg(repo().join("include"))
-        .args(flags)
-        .args(sources)
-        .arg(static_lib())
-        .args(NATIVE_STATIC_LIBS.split(' '))
-        .arg("-o")
-        .arg(&exe);
+    cmd.args([
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-g",
+        "-D_POSIX_C_SOURCE=200809L",
+    ])
+    .arg("-I")
+    .arg(repo().join("include"))
+    .args(flags)
+    .args(sources)
+    .arg(static_lib())
+    .args(NATIVE_STATIC_LIBS.split(' '))
+    .arg("-o")
+    .arg(&exe);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -140,7 +147,16 @@ fn header_compiles_as_c99_pedantic_and_as_cpp() {
     }
     run_ok(
         Command::new("c++")
-            .args(["-x", "c++", "-std=c++11", "-pedantic", "-Werror", "-Wall", "-Wextra", "-c"])
+            .args([
+                "-x",
+                "c++",
+                "-std=c++11",
+                "-pedantic",
+                "-Werror",
+                "-Wall",
+                "-Wextra",
+                "-c",
+            ])
             .arg("-I")
             .arg(&include)
             .arg(&src)
@@ -167,11 +183,24 @@ fn c_api_test_with_address_and_undefined_sanitizers() {
     let exe = compile(
         "api_test_asan",
         &api_test_source(),
-        &["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"],
+        &[
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=all",
+        ],
+    );
+    // The sanitizer runtime really is in the binary.
+    let binary = std::fs::read(&exe).unwrap();
+    assert!(
+        binary.windows(11).any(|w| w == b"__asan_init"),
+        "the ASan runtime is missing from the test binary"
     );
     let out = run_ok(
         Command::new(exe)
-            .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=86")
+            .env(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:abort_on_error=0:exitcode=86",
+            )
             .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
     );
     assert!(out.contains("checks passed"), "{out}");
@@ -214,7 +243,16 @@ fn documented_link_line_matches_rustc() {
     // running `cargo test` is not needed.
     let target = std::env::temp_dir().join("kvs-c-native-static-libs-target");
     let out = Command::new(env!("CARGO"))
-        .args(["rustc", "-q", "-p", "kvs-c", "--lib", "--crate-type", "staticlib", "--"])
+        .args([
+            "rustc",
+            "-q",
+            "-p",
+            "kvs-c",
+            "--lib",
+            "--crate-type",
+            "staticlib",
+            "--",
+        ])
         .args(["--print", "native-static-libs"])
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(repo())
@@ -228,6 +266,14 @@ fn documented_link_line_matches_rustc() {
         .unwrap_or_else(|| panic!("no native-static-libs line in:\n{stderr}"))
         .trim();
     assert_eq!(line, NATIVE_STATIC_LIBS);
+}
+
+#[test]
+fn pkg_config_template_links_the_same_libraries() {
+    let pc = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kvs.pc.in"))
+        .unwrap();
+    assert!(pc.contains(&format!("Libs.private: {NATIVE_STATIC_LIBS}\n")));
+    assert!(pc.contains("Libs: -L${libdir} -lkvs\n"));
 }
 
 /// Counts the C parser prints on its last line: `summary fragments=N frames=N keyframes=N
@@ -291,7 +337,10 @@ fn c_mkv_parser_counts_equal_the_rust_reader() {
     assert_eq!(c_counts(&out), expected, "C parser output:\n{out}");
     assert_eq!(expected, [5, 408, 5, 2, 0], "sample.mkv changed?");
     // One line per fragment.
-    assert_eq!(out.lines().filter(|l| l.starts_with("fragment ")).count(), 5);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("fragment ")).count(),
+        5
+    );
     // Standard input in odd-sized chunks gives the same.
     let mut child = Command::new(mkv_parse_exe())
         .arg("-")
@@ -382,7 +431,9 @@ fn start_server(kvs: &Path) -> Server {
 /// GetMedia EARLIEST over plain HTTP, signed with kvs-core; the whole (de-chunked) body.
 fn get_media(server: &Server, stream: &str) -> Vec<u8> {
     use kvs_core::api::{ApiOperation, GetMediaRequest, StartSelector, StartSelectorType};
-    use kvs_core::sigv4::{PayloadSigning, RequestView, SigningCredentials, SigningParams, sign_native};
+    use kvs_core::sigv4::{
+        PayloadSigning, RequestView, SigningCredentials, SigningParams, sign_native,
+    };
     let endpoint: http::Uri = format!("http://127.0.0.1:{}", server.port).parse().unwrap();
     let op = GetMediaRequest {
         stream_name: Some(stream.into()),
@@ -396,8 +447,10 @@ fn get_media(server: &Server, stream: &str) -> Vec<u8> {
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
-    let view_headers: Vec<(&str, &[u8])> =
-        headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+    let view_headers: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
     let params = SigningParams::new(
         SigningCredentials {
             access_key_id: &server.access_key,
@@ -408,21 +461,40 @@ fn get_media(server: &Server, stream: &str) -> Vec<u8> {
         std::time::SystemTime::now(),
         PayloadSigning::Body(&body),
     );
-    let signed = sign_native(&RequestView::new("POST", "/getMedia", &view_headers), &params).unwrap();
+    let signed = sign_native(
+        &RequestView::new("POST", "/getMedia", &view_headers),
+        &params,
+    )
+    .unwrap();
     let mut head = String::from("POST /getMedia HTTP/1.1\r\n");
-    for (n, v) in headers.iter().map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned())).chain(signed.headers.clone()) {
+    for (n, v) in headers
+        .iter()
+        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .chain(signed.headers.clone())
+    {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
-    head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
     let mut sock = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     sock.write_all(head.as_bytes()).unwrap();
     sock.write_all(&body).unwrap();
     let mut raw = Vec::new();
     sock.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no response head") + 4;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no response head")
+        + 4;
     let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "GetMedia answered:\n{head}");
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "GetMedia answered:\n{head}"
+    );
     let body = &raw[split..];
     if head.contains("transfer-encoding: chunked") {
         dechunk(body)
@@ -433,10 +505,7 @@ fn get_media(server: &Server, stream: &str) -> Vec<u8> {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
         data = &data[eol + 2..];
@@ -506,6 +575,10 @@ fn c_producer_streams_to_kvs_serve_and_the_data_reads_back() {
     let file = out_dir().join("getmedia.mkv");
     std::fs::write(&file, &stored).unwrap();
     let parsed = run_ok(Command::new(mkv_parse_exe()).arg(&file));
-    assert_eq!(c_counts(&parsed), rust_counts(&stored), "C parser:\n{parsed}");
+    assert_eq!(
+        c_counts(&parsed),
+        rust_counts(&stored),
+        "C parser:\n{parsed}"
+    );
     assert!(parsed.contains("fragment_number="), "{parsed}");
 }
