@@ -239,9 +239,9 @@ fn documented_link_line_matches_rustc() {
         readme.contains(NATIVE_STATIC_LIBS),
         "README must document the link line {NATIVE_STATIC_LIBS:?}"
     );
-    // Ask rustc, through cargo, in a separate target directory so that the build lock of the
-    // running `cargo test` is not needed.
-    let target = std::env::temp_dir().join("kvs-c-native-static-libs-target");
+    // Ask rustc, through cargo, in a separate target directory (kept under target/ so that later
+    // runs are incremental) so that the build lock of the running `cargo test` is not needed.
+    let target = profile_dir().parent().unwrap().join("kvs-c-native-libs");
     let out = Command::new(env!("CARGO"))
         .args([
             "rustc",
@@ -364,7 +364,7 @@ fn kvs_binary() -> Option<PathBuf> {
     if here.is_file() {
         return Some(here);
     }
-    let target = std::env::temp_dir().join("kvs-c-cli-target");
+    let target = profile_dir().parent().unwrap().join("kvs-c-cli");
     let status = Command::new(env!("CARGO"))
         .args(["build", "-q", "-p", "kvs-cli"])
         .env("CARGO_TARGET_DIR", &target)
