@@ -36,13 +36,15 @@ fi
 
 # --- Python venv ----------------------------------------------------------------------------
 venv="$root/.venv"
-py_packages=(av==18.1.0 numpy==2.4.6 botocore==1.44.8 boto3==1.44.8 pytest==9.2.0)
+py_packages=(av==18.1.0 numpy==2.4.6 botocore==1.44.8 boto3==1.44.8 pytest==9.2.0 hypothesis==6.170.17
+  mypy==2.4.1 maturin==1.16.0)
 if [ "${KVS_SKIP_INSTALL:-0}" != 1 ]; then
   if [ ! -x "$venv/bin/python" ]; then
     step "creating Python venv in .venv"
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c "import av, numpy, botocore, boto3, pytest" >/dev/null 2>&1; then
+  if ! "$venv/bin/python" -c "import av, numpy, botocore, boto3, pytest, hypothesis, mypy" >/dev/null 2>&1 \
+    || [ ! -x "$venv/bin/maturin" ]; then
     step "installing Python packages: ${py_packages[*]}"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${py_packages[@]}"
   fi
