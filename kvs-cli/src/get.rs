@@ -111,6 +111,18 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
         }
         let frames = mkv.frames;
         let bytes = mkv.bytes;
+        if frames == 0 {
+            // An empty file is not a playable MKV: say so rather than leave one behind.
+            drop(mkv);
+            if args.output.as_os_str() != "-" {
+                let _ = std::fs::remove_file(&args.output);
+            }
+            return Err(format!(
+                "stream {} has no fragments from the requested start; nothing was written \
+                 (put media first, or choose an earlier --start)",
+                args.stream
+            ));
+        }
         mkv.finish()?;
         eprintln!("wrote {fragments} fragments, {frames} frames, {bytes} bytes");
         Ok(())

@@ -211,6 +211,21 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
         let client = global.client()?;
         if args.create {
             ensure_stream(&client, &args.stream, args.retention_hours).await?;
+        } else {
+            // A stream created a moment ago may still be CREATING: PutMedia needs it ACTIVE.
+            client
+                .wait_active(&args.stream, Duration::from_secs(30))
+                .await
+                .map_err(|e| {
+                    if e.is_kind(&kvs_core::api::ApiErrorKind::ResourceNotFound) {
+                        format!(
+                            "stream {} does not exist: create it first (`kvs streams create {}`) or pass --create",
+                            args.stream, args.stream
+                        )
+                    } else {
+                        e.to_string()
+                    }
+                })?;
         }
         let out = put_media(
             &client,

@@ -25,6 +25,9 @@ enum StreamsCommand {
         /// Retention in hours (0 keeps no data).
         #[arg(long, default_value_t = 24)]
         retention_hours: i64,
+        /// Return at once instead of waiting until the stream is ACTIVE.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// List streams.
     List,
@@ -72,11 +75,18 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
             StreamsCommand::Create {
                 name,
                 retention_hours,
+                no_wait,
             } => {
                 let r = client
                     .create_stream(name, *retention_hours)
                     .await
                     .map_err(|e| e.to_string())?;
+                if !no_wait {
+                    client
+                        .wait_active(name, std::time::Duration::from_secs(60))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 if args.json {
                     json(serde_json::json!({"StreamARN": r.stream_arn}))
                 } else {
