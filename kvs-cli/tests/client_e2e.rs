@@ -457,3 +457,65 @@ fn producer_survives_server_restart() {
     });
     assert_eq!(normalized(&frames), normalized(&got));
 }
+
+/// The README's CLI quick start: `streams create` returns once the stream is ACTIVE, so a `put`
+/// without `--create` right after it works; a missing stream and an empty read fail with a
+/// message that says what to do, and leave no empty output file behind.
+#[test]
+fn quick_start_flow_and_its_errors() {
+    let dir = temp("quickstart");
+    let server = serve(&dir.join("data"), 0, false);
+    let vars = server.vars.clone();
+    let sample = sample_path();
+    let out = dir.join("out.mkv");
+    let out_arg = out.to_str().unwrap();
+
+    ok(&kvs(&dir, &vars, &["streams", "create", "cam"]));
+    let described = ok(&kvs(&dir, &vars, &["streams", "describe", "cam", "--json"]));
+    assert!(described.contains("ACTIVE"), "{described}");
+
+    let empty = kvs(
+        &dir,
+        &vars,
+        &[
+            "get", "--stream", "cam", "--start", "earliest", "-o", out_arg,
+        ],
+    );
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no fragments"));
+    assert!(!out.exists(), "no empty MKV is left behind");
+
+    let missing = kvs(
+        &dir,
+        &vars,
+        &["put", "--stream", "nope", sample.to_str().unwrap()],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("--create"),
+        "{stderr}"
+    );
+
+    ok(&kvs(
+        &dir,
+        &vars,
+        &[
+            "put",
+            "--stream",
+            "cam",
+            "--quiet",
+            sample.to_str().unwrap(),
+        ],
+    ));
+    ok(&kvs(
+        &dir,
+        &vars,
+        &[
+            "get", "--stream", "cam", "--start", "earliest", "-o", out_arg,
+        ],
+    ));
+    let input = frames_of(std::fs::read(&sample).unwrap());
+    let output = frames_of(std::fs::read(&out).unwrap());
+    assert_eq!(normalized(&input), normalized(&output));
+}
