@@ -17,9 +17,9 @@ step() { printf '\n==> %s\n' "$*"; }
 # does not constrain the botocore pinned in the venv (no awscli release on PyPI pairs with
 # botocore 1.44.8).
 apt_packages=(mkvtoolnix ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav awscli)
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav awscli valgrind g++)
 need_apt=0
-for tool in mkvinfo mkvmerge ffprobe ffmpeg gst-launch-1.0 aws; do
+for tool in mkvinfo mkvmerge ffprobe ffmpeg gst-launch-1.0 aws valgrind g++; do
   command -v "$tool" >/dev/null 2>&1 || need_apt=1
 done
 # x264enc (plugins-ugly) and h264parse (plugins-bad) let the GStreamer tests use H.264.
