@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union, cast
 
 from . import _kvs
 from ._kvs import Fragment, FragmentIterator, Frame, MkvReader, Track
@@ -363,10 +363,10 @@ class Client:
         if isinstance(frames_or_file, (bytes, bytearray, memoryview, str, os.PathLike)) or hasattr(
             frames_or_file, "read"
         ):
-            reader = MkvReader(frames_or_file)
+            reader = MkvReader(cast("bytes | str | IO[bytes]", frames_or_file))
             frames = iter(reader)
         else:
-            frames = iter(frames_or_file)  # type: ignore[arg-type]
+            frames = iter(frames_or_file)
         first = next(frames, None)
         if first is None:
             raise ValueError("put_media: the source holds no frames")
