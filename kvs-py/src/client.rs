@@ -421,12 +421,13 @@ impl _Client {
         let (cancel, _) = tokio::sync::watch::channel(false);
         Ok(_MediaIterator {
             runtime: self.runtime.clone(),
-            state: Mutex::new(MediaState {
+            state: Mutex::new(Slot::Idle(Box::new(MediaState {
                 stream: Some(stream),
                 tracks: Arc::from(Vec::new()),
                 frames: Vec::new(),
                 errors: Vec::new(),
-            }),
+                last_fragment_number: None,
+            }))),
             cancel,
             timeout,
         })
@@ -517,6 +518,7 @@ struct MediaState {
     tracks: Arc<[TrackInfo]>,
     frames: Vec<kvs_core::mkv::Frame>,
     errors: Vec<String>,
+    last_fragment_number: Option<String>,
 }
 
 /// What one wait for a fragment produced.
@@ -565,6 +567,9 @@ impl MediaState {
                 }
                 Ok(ConsumerEvent::Frame(f)) => self.frames.push(f),
                 Ok(ConsumerEvent::Fragment(summary)) => {
+                    if let Some(n) = &summary.metadata.fragment_number {
+                        self.last_fragment_number = Some(n.clone());
+                    }
                     let frames = std::mem::take(&mut self.frames);
                     return Next::Fragment(summary, frames, self.tracks.clone());
                 }
@@ -603,13 +608,65 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// GetMedia as an iterator of `kvs.Fragment`; every wait releases the GIL.
+/// The state of a [`_MediaIterator`]: idle between waits, or lent to the task that waits for
+/// the next fragment (which survives a `KeyboardInterrupt` and is picked up by the next call).
+enum Slot {
+    Idle(Box<MediaState>),
+    Waiting(tokio::task::JoinHandle<(Box<MediaState>, Next)>),
+    Gone,
+}
+
+/// How long a wait runs with the GIL released before Python gets to check for signals.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// GetMedia as an iterator of `kvs.Fragment`; every wait releases the GIL and Ctrl-C
+/// interrupts it.
 #[pyclass(module = "kvs._kvs", frozen)]
 pub struct _MediaIterator {
     runtime: Arc<Runtime>,
-    state: Mutex<MediaState>,
+    state: Mutex<Slot>,
     cancel: tokio::sync::watch::Sender<bool>,
     timeout: Option<Duration>,
+}
+
+impl _MediaIterator {
+    /// Waits up to [`SIGNAL_CHECK`] for the next fragment (GIL released): `None` when the wait
+    /// goes on.
+    fn wait_a_little(&self, rt: &tokio::runtime::Runtime) -> Option<Next> {
+        let mut slot = lock(&self.state);
+        let mut handle = match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Idle(mut state) => {
+                let cancel = self.cancel.subscribe();
+                let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+                rt.spawn(async move {
+                    let next = state.next(cancel, deadline).await;
+                    (state, next)
+                })
+            }
+            Slot::Waiting(handle) => handle,
+            Slot::Gone => return Some(Next::End),
+        };
+        // The timer is made inside the runtime (it needs the runtime's time driver).
+        let waited = rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, &mut handle).await });
+        match waited {
+            Err(_) => {
+                *slot = Slot::Waiting(handle);
+                None
+            }
+            Ok(Ok((state, next))) => {
+                *slot = Slot::Idle(state);
+                Some(next)
+            }
+            Ok(Err(_)) => Some(Next::End),
+        }
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&MediaState) -> T) -> Option<T> {
+        match &*self.state.try_lock().ok()? {
+            Slot::Idle(state) => Some(f(state)),
+            _ => None,
+        }
+    }
 }
 
 #[pymethods]
@@ -620,14 +677,12 @@ impl _MediaIterator {
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Fragment>> {
         let rt = self.runtime.get()?;
-        let cancel = self.cancel.subscribe();
-        let timeout = self.timeout;
-        let next = py.detach(|| {
-            let mut state = lock(&self.state);
-            let _enter = rt.enter();
-            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-            rt.block_on(state.next(cancel, deadline))
-        });
+        let next = loop {
+            if let Some(next) = py.detach(|| self.wait_a_little(rt)) {
+                break next;
+            }
+            py.check_signals()?;
+        };
         match next {
             Next::Fragment(summary, frames, tracks) => {
                 let frames = frames
@@ -640,7 +695,7 @@ impl _MediaIterator {
             Next::Failed(e) => Err(client_error(py, &e)),
             Next::TimedOut => Err(PyTimeoutError::new_err(format!(
                 "GetMedia: no fragment within {:.3} s",
-                timeout.map_or(0.0, |t| t.as_secs_f64())
+                self.timeout.map_or(0.0, |t| t.as_secs_f64())
             ))),
         }
     }
@@ -650,24 +705,18 @@ impl _MediaIterator {
         self.cancel.send_replace(true);
     }
 
-    /// Problems the stream recovered from (in-band errors, skipped malformed data).
+    /// Problems the stream recovered from (in-band errors, skipped malformed data); read
+    /// between waits.
     #[getter]
-    fn errors(&self, py: Python<'_>) -> Vec<String> {
-        // The state is locked for a whole wait: read it only when no wait is running.
-        py.detach(|| match self.state.try_lock() {
-            Ok(s) => s.errors.clone(),
-            Err(_) => Vec::new(),
-        })
+    fn errors(&self) -> Vec<String> {
+        self.with_state(|s| s.errors.clone()).unwrap_or_default()
     }
 
-    /// Fragment number of the last complete fragment delivered.
+    /// Fragment number of the last complete fragment delivered (resume after it).
     #[getter]
     fn last_fragment_number(&self) -> Option<String> {
-        let state = self.state.try_lock().ok()?;
-        state
-            .stream
-            .as_ref()
-            .and_then(|s| s.cursor().last_fragment_number().map(str::to_owned))
+        self.with_state(|s| s.last_fragment_number.clone())
+            .flatten()
     }
 }
 

@@ -290,3 +290,20 @@ def test_get_media_timeout(client):
     assert 0.25 < time.perf_counter() - t0 < 3
     media.close()
     assert list(media) == []
+
+
+def test_get_media_wait_is_interruptible(client):
+    """Ctrl-C (KeyboardInterrupt) ends a follow wait promptly; the iterator stays usable."""
+    import _thread
+
+    client.create_stream("ctrl-c", 1)
+    media = client.get_media("ctrl-c", "now", follow=True, timeout=10)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        next(media)
+    assert time.perf_counter() - t0 < 2
+    timer.join()
+    media.close()
+    assert list(media) == [] and media.last_fragment_number is None

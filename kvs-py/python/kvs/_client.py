@@ -406,7 +406,8 @@ class Client:
         :class:`Fragment` already read (resume after it). The iterator resumes across
         reconnects without gaps or repeats. It ends once caught up, or with ``follow=True``
         waits for new fragments until ``close()`` (callable from another thread). ``timeout``
-        bounds each wait for a fragment (``TimeoutError``). Waits release the GIL; memory
+        bounds each wait for a fragment (``TimeoutError``). Waits release the GIL and Ctrl-C
+        interrupts them (the iterator stays usable); memory
         stays bounded by one fragment. Service errors are raised by the first ``next()``.
         """
         value: str | None = None
