@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full kvs test suite. Installs what it needs, then runs every check CI runs:
 #   - system tools the interop tests use (mkvtoolnix, ffmpeg, GStreamer) through apt-get;
-#   - a Python venv in .venv with PyAV, numpy, botocore/boto3, pytest, hypothesis, mypy and maturin;
+#   - a Python venv in .venv with PyAV, numpy, botocore/boto3, pytest, hypothesis, mypy, maturin
+#     and pandas;
 #   - cargo fmt, clippy (-D warnings), the workspace tests, the fuzz targets over their corpora;
 #   - the kvs Python wheel (kvs-py) built with maturin, installed into .venv, and its pytest suite.
 # Usage: scripts/test.sh            (from anywhere inside the repository)
@@ -37,13 +38,13 @@ fi
 # --- Python venv ----------------------------------------------------------------------------
 venv="$root/.venv"
 py_packages=(av==18.1.0 numpy==2.4.6 botocore==1.44.8 boto3==1.44.8 pytest==9.2.0 hypothesis==6.170.17
-  mypy==2.4.1 maturin==1.16.0)
+  mypy==2.4.1 maturin==1.16.0 pandas==3.1.1)
 if [ "${KVS_SKIP_INSTALL:-0}" != 1 ]; then
   if [ ! -x "$venv/bin/python" ]; then
     step "creating Python venv in .venv"
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c "import av, numpy, botocore, boto3, pytest, hypothesis, mypy" >/dev/null 2>&1 \
+  if ! "$venv/bin/python" -c "import av, numpy, botocore, boto3, pytest, hypothesis, mypy, pandas" >/dev/null 2>&1 \
     || [ ! -x "$venv/bin/maturin" ]; then
     step "installing Python packages: ${py_packages[*]}"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${py_packages[@]}"

@@ -4,6 +4,7 @@
 //! The public Python API is `kvs/__init__.py`; the exception classes live in `kvs/_errors.py`.
 //! Heavy work (decoding, encoding, network waits) runs with the GIL released.
 
+pub mod client;
 pub mod errors;
 pub mod reader;
 pub mod server;
@@ -89,6 +90,10 @@ fn _kvs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<reader::FragmentIterator>()?;
     m.add_class::<writer::MkvWriter>()?;
     m.add_class::<server::_Server>()?;
+    m.add_class::<client::_Client>()?;
+    m.add_class::<client::_MediaIterator>()?;
+    m.add_class::<client::_ChunkIterator>()?;
+    m.add_class::<client::_Producer>()?;
     m.add_function(wrap_pyfunction!(reader::_rust_frame_count, m)?)?;
     m.add_function(wrap_pyfunction!(_to_getmedia, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

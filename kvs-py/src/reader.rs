@@ -378,6 +378,19 @@ pub struct Fragment {
 }
 
 impl Fragment {
+    /// A fragment from its summary, frames and the tracks in force (GetMedia through the client).
+    pub fn from_parts(
+        summary: FragmentSummary,
+        frames: Vec<Py<Frame>>,
+        tracks: Arc<[TrackInfo]>,
+    ) -> Self {
+        Fragment {
+            summary,
+            frames,
+            tracks,
+        }
+    }
+
     fn meta(&self) -> &FragmentMetadata {
         &self.summary.metadata
     }

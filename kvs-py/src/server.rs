@@ -26,7 +26,8 @@ impl _Server {
     /// Starts a server on `host:port` (port 0: a free one) with its data in `data_dir`.
     #[new]
     #[pyo3(signature = (data_dir, *, port = 0, tls = false, host = "127.0.0.1",
-        region = "us-east-1", transition_delay_ms = None, threads = 2))]
+        region = "us-east-1", transition_delay_ms = None, threads = 2,
+        get_media_idle_end_ms = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -37,6 +38,7 @@ impl _Server {
         region: &str,
         transition_delay_ms: Option<u64>,
         threads: usize,
+        get_media_idle_end_ms: Option<u64>,
     ) -> PyResult<Self> {
         let mut config = kvs_server::ServerConfig::new(data_dir);
         config.port = port;
@@ -47,6 +49,9 @@ impl _Server {
         }
         if let Some(ms) = transition_delay_ms {
             config.limits.transition_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = get_media_idle_end_ms {
+            config.limits.get_media_idle_end = Duration::from_millis(ms);
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))

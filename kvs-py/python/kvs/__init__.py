@@ -22,12 +22,22 @@ from ._errors import *  # noqa: F403
 from ._errors import (
     SERVICE_ERRORS,
     AckError,
+    ConfigError,
     DecodeError,
     EncodeError,
     KvsError,
     MediaDecodeError,
+    ProducerError,
     ServiceError,
     TransportError,
+)
+from ._client import (
+    Client,
+    ContinuationToken,
+    FragmentInfo,
+    FragmentList,
+    Producer,
+    StreamInfo,
 )
 from ._kvs import Fragment, FragmentIterator, Frame, MkvReader, MkvWriter, Track
 
@@ -40,6 +50,14 @@ Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes],
 
 __all__ = [
     "AckError",
+    "Client",
+    "ConfigError",
+    "ContinuationToken",
+    "FragmentInfo",
+    "FragmentList",
+    "Producer",
+    "ProducerError",
+    "StreamInfo",
     "DecodeError",
     "EncodeError",
     "Fragment",
@@ -178,7 +196,9 @@ class Server:
     """The local KVS-compatible server, running in this process on background threads.
 
     ``data_dir=None`` uses a temporary directory removed by :meth:`close`; ``port=0`` picks a free
-    port; ``tls=True`` serves HTTPS with a self-signed certificate (``ca_cert``). Use it as a
+    port; ``tls=True`` serves HTTPS with a self-signed certificate (``ca_cert``).
+    ``get_media_idle_end_ms`` is how long a caught-up GetMedia with no producer stays open
+    (3 s by default; tests shorten it). Use it as a
     context manager::
 
         with kvs.Server() as server:
@@ -195,6 +215,7 @@ class Server:
         host: str = "127.0.0.1",
         region: str = "us-east-1",
         transition_delay_ms: int | None = None,
+        get_media_idle_end_ms: int | None = None,
     ) -> None:
         self._tmp: str | None = None
         if data_dir is None:
@@ -208,6 +229,7 @@ class Server:
                 host=host,
                 region=region,
                 transition_delay_ms=transition_delay_ms,
+                get_media_idle_end_ms=get_media_idle_end_ms,
             )
         except BaseException:
             self._remove_tmp()
@@ -242,6 +264,17 @@ class Server:
     def running(self) -> bool:
         """True until :meth:`close`."""
         return self._inner.running
+
+    def client(self, **options: Any) -> Client:
+        """A :class:`Client` for this server (its endpoint, region, credentials and, under
+        TLS, certificate); ``options`` are :class:`Client`'s keyword arguments."""
+        return Client(
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            credentials=(self.credentials.access_key_id, self.credentials.secret_access_key),
+            ca_cert=self.ca_cert,
+            **options,
+        )
 
     def boto3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments pointing ``boto3.client("kinesisvideo", ...)`` at this server."""

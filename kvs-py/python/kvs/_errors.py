@@ -29,6 +29,15 @@ class TransportError(KvsError, ConnectionError):
     """The request did not reach the service, or its connection broke."""
 
 
+class ConfigError(KvsError, ValueError):
+    """No usable region, endpoint, credentials or shared AWS file, or a bad client setting."""
+
+
+class ProducerError(KvsError):
+    """The producer failed or was closed (frames dropped, finish timed out...). A producer
+    stopped by a service error raises that error's class instead."""
+
+
 class ServiceError(KvsError):
     """An error the service answered with.
 
