@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 pub use creds::{
-    CredentialsProvider, IotConfig, REFRESH_MARGIN, ResolvedSettings, Source,
+    CredentialsProvider, IotConfig, REFRESH_MARGIN, ResolvedSettings, Source, refresh_margin,
     resolve_from_environment,
 };
 pub use error::{ClientError, is_retryable_api};
