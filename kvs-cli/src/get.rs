@@ -62,7 +62,10 @@ fn selector(args: &Args) -> Result<StartSelector, String> {
 }
 
 /// Awaits `fut`, or gives `None` when `idle` passes first.
-async fn next_within<T>(idle: Option<Duration>, fut: impl std::future::Future<Output = T>) -> Option<T> {
+async fn next_within<T>(
+    idle: Option<Duration>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
     match idle {
         None => Some(fut.await),
         Some(d) => tokio::time::timeout(d, fut).await.ok(),
@@ -85,7 +88,11 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
     let idle = match args.idle_timeout {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => return Err(format!("--idle-timeout {s} is out of range (0, 86400] seconds")),
+        Some(s) => {
+            return Err(format!(
+                "--idle-timeout {s} is out of range (0, 86400] seconds"
+            ));
+        }
     };
     let rt = common::runtime()?;
     rt.block_on(async {
