@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_fragments: Option<u64>,
     /// Stop when no data arrived for this many seconds (fractions allowed); useful with
-    /// --follow. Ends with success when something was written.
+    /// --follow. Without --raw, ending with nothing written is an error.
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<f64>,
     /// Output file, or `-` for stdout.
