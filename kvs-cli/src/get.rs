@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args as ClapArgs;
 use kvs_core::api::{GetMediaRequest, StartSelector, StartSelectorType};
@@ -23,9 +24,18 @@ pub struct Args {
     /// Start after this fragment number.
     #[arg(long)]
     pub after: Option<String>,
-    /// Keep following the stream (until interrupted).
+    /// Keep following the stream (until interrupted, or until --max-fragments or
+    /// --idle-timeout ends it).
     #[arg(long)]
     pub follow: bool,
+    /// Stop after this many complete fragments (with --raw: after this many GetMedia
+    /// documents, i.e. fragments, were written).
+    #[arg(long, value_name = "N")]
+    pub max_fragments: Option<u64>,
+    /// Stop when no data arrived for this many seconds (fractions allowed); useful with
+    /// --follow. Without --raw, ending with nothing written is an error.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<f64>,
     /// Output file, or `-` for stdout.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -51,6 +61,17 @@ fn selector(args: &Args) -> Result<StartSelector, String> {
     })
 }
 
+/// Awaits `fut`, or gives `None` when `idle` passes first.
+async fn next_within<T>(
+    idle: Option<Duration>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match idle {
+        None => Some(fut.await),
+        Some(d) => tokio::time::timeout(d, fut).await.ok(),
+    }
+}
+
 fn open_output(path: &PathBuf) -> Result<Box<dyn Write + Send>, String> {
     if path.as_os_str() == "-" {
         Ok(Box::new(std::io::BufWriter::new(std::io::stdout())))
@@ -64,6 +85,15 @@ fn open_output(path: &PathBuf) -> Result<Box<dyn Write + Send>, String> {
 /// Runs `kvs get`.
 pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
     let start = selector(args)?;
+    let idle = match args.idle_timeout {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(format!(
+                "--idle-timeout {s} is out of range (0, 86400] seconds"
+            ));
+        }
+    };
     let rt = common::runtime()?;
     rt.block_on(async {
         let client = global.client()?;
@@ -79,10 +109,32 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut bytes = 0u64;
-            while let Some(chunk) = body.chunk().await.map_err(|e| e.to_string())? {
+            // Counts complete fragments so --max-fragments can stop a followed raw stream.
+            let mut reader = kvs_core::mkv::reader::MkvReader::new();
+            let mut fragments = 0u64;
+            loop {
+                let chunk = match next_within(idle, body.chunk()).await {
+                    None => break,
+                    Some(c) => c.map_err(|e| e.to_string())?,
+                };
+                let Some(chunk) = chunk else { break };
                 bytes += chunk.len() as u64;
                 out.write_all(&chunk)
                     .map_err(|e| format!("write failed: {e}"))?;
+                if args.max_fragments.is_some() {
+                    reader
+                        .push(chunk)
+                        .map_err(|e| format!("the GetMedia stream is malformed: {e}"))?;
+                    while let Some(ev) = reader.poll_event() {
+                        if let Ok(kvs_core::mkv::reader::Event::FragmentEnd(_)) = ev {
+                            fragments += 1;
+                        }
+                    }
+                    out.flush().map_err(|e| format!("write failed: {e}"))?;
+                    if args.max_fragments.is_some_and(|m| fragments >= m) {
+                        break;
+                    }
+                }
             }
             out.flush().map_err(|e| format!("write failed: {e}"))?;
             eprintln!("wrote {bytes} bytes of the raw GetMedia stream");
@@ -92,7 +144,7 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
         let mut tracks: Vec<TrackInfo> = Vec::new();
         let mut mkv = MkvOut::new(out);
         let mut fragments = 0u64;
-        while let Some(event) = stream.next_event().await {
+        while let Some(Some(event)) = next_within(idle, stream.next_event()).await {
             match event.map_err(|e| e.to_string())? {
                 ConsumerEvent::Track(t) => {
                     if let Some(o) = tracks.iter_mut().find(|o| o.number == t.number) {
@@ -102,7 +154,14 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
                     }
                 }
                 ConsumerEvent::Frame(f) => mkv.write(&tracks, &f)?,
-                ConsumerEvent::Fragment(_) => fragments += 1,
+                ConsumerEvent::Fragment(_) => {
+                    fragments += 1;
+                    // A follower shows each fragment as it completes.
+                    mkv.flush()?;
+                    if args.max_fragments.is_some_and(|m| fragments >= m) {
+                        break;
+                    }
+                }
                 ConsumerEvent::Error { code, id, .. } => {
                     eprintln!("kvs: in-band error from the service: code {code:?} id {id:?}")
                 }

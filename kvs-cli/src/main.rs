@@ -45,7 +45,7 @@ enum Command {
     Get(get::Args),
     /// List fragments by time range (ListFragments).
     Fragments(fragments::Args),
-    /// Manage streams: create, list, describe, delete, update-retention, tag, untag.
+    /// Manage streams: create, list, describe, delete, update-retention, tag, tags, untag.
     Streams(streams::Args),
 }
 

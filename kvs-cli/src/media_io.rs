@@ -166,6 +166,11 @@ impl<W: Write> MkvOut<W> {
             .map_err(|e| format!("write failed: {e}"))
     }
 
+    /// Flushes what was written so far (a follower's file grows fragment by fragment).
+    pub fn flush(&mut self) -> Result<(), String> {
+        self.out.flush().map_err(|e| format!("write failed: {e}"))
+    }
+
     /// Ends the stream and flushes.
     pub fn finish(mut self) -> Result<W, String> {
         if let Some(w) = self.writer.as_mut() {

@@ -56,6 +56,11 @@ enum StreamsCommand {
         /// KEY=VALUE pairs.
         tags: Vec<String>,
     },
+    /// List a stream's tags (ListTagsForStream).
+    Tags {
+        /// Name.
+        name: String,
+    },
     /// Remove tags by key.
     Untag {
         /// Name.
@@ -129,17 +134,33 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
                     .delete_stream(name)
                     .await
                     .map_err(|e| e.to_string())?;
-                if !args.json {
+                if args.json {
+                    json(serde_json::json!({"StreamName": name, "Deleted": true}))
+                } else {
                     println!("deleted {name}")
                 }
             }
             StreamsCommand::UpdateRetention { name, change_hours } => {
+                if *change_hours == 0 {
+                    return Err("the retention change must not be 0 hours".into());
+                }
                 client
                     .update_retention(name, *change_hours)
                     .await
                     .map_err(|e| e.to_string())?;
-                if !args.json {
-                    println!("retention of {name} changed by {change_hours} h")
+                let now = client
+                    .describe_stream(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .stream_info
+                    .data_retention_in_hours;
+                if args.json {
+                    json(serde_json::json!({
+                        "StreamName": name, "ChangeInHours": change_hours,
+                        "DataRetentionInHours": now,
+                    }))
+                } else {
+                    println!("retention of {name} changed by {change_hours} h, now {now} h")
                 }
             }
             StreamsCommand::Tag { name, tags } => {
@@ -151,15 +172,40 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
                     map.insert(k.to_owned(), v.to_owned());
                 }
                 client
-                    .tag_stream(name, map)
+                    .tag_stream(name, map.clone())
                     .await
                     .map_err(|e| e.to_string())?;
+                if args.json {
+                    json(serde_json::json!({"StreamName": name, "Tagged": map}))
+                } else {
+                    println!("tagged {name} with {} tag(s)", map.len())
+                }
+            }
+            StreamsCommand::Tags { name } => {
+                let tags = client
+                    .list_tags(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .tags
+                    .unwrap_or_default();
+                if args.json {
+                    json(serde_json::json!({"StreamName": name, "Tags": tags}))
+                } else {
+                    for (k, v) in &tags {
+                        println!("{k}={v}")
+                    }
+                }
             }
             StreamsCommand::Untag { name, keys } => {
                 client
                     .untag_stream(name, keys.clone())
                     .await
                     .map_err(|e| e.to_string())?;
+                if args.json {
+                    json(serde_json::json!({"StreamName": name, "Untagged": keys}))
+                } else {
+                    println!("removed {} tag key(s) from {name}", keys.len())
+                }
             }
         }
         Ok(())

@@ -11,7 +11,8 @@ use tokio::sync::Mutex;
 use super::ClientError;
 use crate::credentials::{self, Credentials, Explicit, SharedFiles, iot};
 
-/// How long before expiry credentials are refreshed.
+/// How long before expiry credentials are refreshed (for short-lived credentials, half their
+/// lifetime when that is less: see [`refresh_margin`]).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// Settings of the AWS IoT credentials provider (a camera's certificate traded for temporary
@@ -66,7 +67,18 @@ pub struct CredentialsProvider {
 struct ProviderInner {
     source: Source,
     kind: Kind,
-    cached: Mutex<Option<Credentials>>,
+    /// The credentials and when they were fetched.
+    cached: Mutex<Option<(Credentials, SystemTime)>>,
+}
+
+/// The refresh margin for credentials fetched at `fetched` that expire at `expiry`:
+/// [`REFRESH_MARGIN`], or half their lifetime when that is shorter, so credentials that live
+/// less than the margin are not fetched again on every request.
+pub fn refresh_margin(fetched: SystemTime, expiry: Option<SystemTime>) -> Duration {
+    let lifetime = expiry
+        .and_then(|e| e.duration_since(fetched).ok())
+        .unwrap_or(Duration::ZERO);
+    REFRESH_MARGIN.min(lifetime / 2)
 }
 
 #[derive(Debug)]
@@ -85,7 +97,7 @@ impl CredentialsProvider {
             inner: Arc::new(ProviderInner {
                 source,
                 kind: Kind::Static,
-                cached: Mutex::new(Some(credentials)),
+                cached: Mutex::new(Some((credentials, SystemTime::UNIX_EPOCH))),
             }),
         }
     }
@@ -139,18 +151,20 @@ impl CredentialsProvider {
     pub async fn credentials(&self) -> Result<Credentials, ClientError> {
         let mut cached = self.inner.cached.lock().await;
         let now = SystemTime::now();
-        if let Some(c) = cached.as_ref()
-            && (matches!(self.inner.kind, Kind::Static) || !c.needs_refresh(now, REFRESH_MARGIN))
+        if let Some((c, fetched)) = cached.as_ref()
+            && (matches!(self.inner.kind, Kind::Static)
+                || !c.needs_refresh(now, refresh_margin(*fetched, c.expiry())))
         {
             return Ok(c.clone());
         }
         let Kind::Iot { config, http } = &self.inner.kind else {
             return cached
-                .clone()
+                .as_ref()
+                .map(|(c, _)| c.clone())
                 .ok_or_else(|| ClientError::Config("no credentials".into()));
         };
         let fresh = fetch_iot(config, http).await?;
-        *cached = Some(fresh.clone());
+        *cached = Some((fresh.clone(), now));
         Ok(fresh)
     }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 pub use creds::{
-    CredentialsProvider, IotConfig, REFRESH_MARGIN, ResolvedSettings, Source,
+    CredentialsProvider, IotConfig, REFRESH_MARGIN, ResolvedSettings, Source, refresh_margin,
     resolve_from_environment,
 };
 pub use error::{ClientError, is_retryable_api};
@@ -721,6 +721,9 @@ impl Client {
     // ------------------------------------------------------------ archived media
 
     /// ListFragments as a paginating stream of fragments (unsorted, as the service answers).
+    ///
+    /// `None` selects every fragment: the service requires a selector on the first page, so
+    /// the client sends server timestamps from the epoch to an hour from now.
     pub fn list_fragments(
         &self,
         name: &str,
@@ -728,6 +731,19 @@ impl Client {
     ) -> impl futures_util::Stream<Item = Result<Fragment, ClientError>> + Send + 'static {
         let client = self.clone();
         let name = name.to_owned();
+        let selector = selector.or_else(|| {
+            let now_ms = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            Some(FragmentSelector {
+                fragment_selector_type: crate::api::TimestampSelectorType::ServerTimestamp,
+                timestamp_range: crate::api::TimestampRange {
+                    start_timestamp: crate::api::Timestamp::from_millis(0),
+                    end_timestamp: crate::api::Timestamp::from_millis(now_ms + 3_600_000),
+                },
+            })
+        });
         let state = (
             Some(None::<String>),
             std::collections::VecDeque::<Fragment>::new(),
