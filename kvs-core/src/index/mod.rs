@@ -737,3 +737,52 @@ impl FragmentIndex {
     pub const BYTES_PER_FRAGMENT: usize =
         core::mem::size_of::<Fragment>() + core::mem::size_of::<ProducerSlot>();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(sequence: u64, server: u64) -> Fragment {
+        Fragment {
+            sequence,
+            server_timestamp_ms: server,
+            producer_timestamp_ms: server,
+            location: 0,
+            size_bytes: 1,
+            duration_ms: 1,
+            random: 0,
+        }
+    }
+
+    /// The sampled search gives the plain binary search's answer for every key, with runs of
+    /// equal timestamps shorter and longer than the sample step, before and after trims.
+    #[test]
+    fn sampled_server_search_matches_a_plain_binary_search() {
+        let mut ix = FragmentIndex::new();
+        let (mut ts, mut x) = (1_000u64, 0x9E37_79B9_7F4A_7C15u64);
+        for seq in 1..=2_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if !(700..900).contains(&seq) {
+                ts += x % 3;
+            }
+            ix.append(fragment(seq * 2, ts)).unwrap();
+        }
+        let last = ts;
+        for cutoff in [0, 1_001, 1_050, 1_100, 1_400, 1_700, last, last + 1] {
+            ix.trim_before(cutoff);
+            let end = ix.base + ix.entries.len() as u64;
+            assert_eq!(ix.server_samples.len(), samples_between(ix.base, end));
+            for t in 990..=last + 2 {
+                for s in [0, 1, 1_401, 1_402, 2_000, 4_001, u64::MAX] {
+                    let key = (t, s);
+                    let plain = ix
+                        .entries
+                        .partition_point(|f| f.key(TimestampKind::Server) < key);
+                    assert_eq!(ix.server_lower_bound(key), plain, "key {key:?}");
+                }
+            }
+        }
+    }
+}
