@@ -2,6 +2,10 @@
 //! of 160 bytes, (c) a GetMedia-like stream of 2 s fragments (one MKV document each, KVS tags
 //! before and after every cluster). Each input is decoded from one `Bytes` (the zero-copy path)
 //! and, for (a), also pushed in 64 KiB chunks (frames spanning chunks are joined once).
+//!
+//! Instruction counts: `KVS_BENCH_LOOP=<case>:<iterations>` skips criterion and decodes that case
+//! (`video`, `audio` or `getmedia`) that many times in `run_loop`, for
+//! `valgrind --tool=callgrind --toggle-collect='*run_loop*'` (instructions / iterations / frames).
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -161,7 +165,35 @@ fn decode(input: &Bytes, chunk: usize) -> u64 {
     frames
 }
 
+/// Decodes `data` `iterations` times (the measured region of the callgrind loop mode).
+#[inline(never)]
+fn run_loop(data: &Bytes, iterations: u64) -> u64 {
+    (0..iterations).map(|_| decode(data, usize::MAX)).sum()
+}
+
+/// `KVS_BENCH_LOOP=<case>:<iterations>`: see the module docs.
+fn loop_mode() -> bool {
+    let Ok(spec) = std::env::var("KVS_BENCH_LOOP") else {
+        return false;
+    };
+    let (case, n) = spec.split_once(':').unwrap_or((&spec, "100"));
+    let n: u64 = n.parse().unwrap();
+    let (data, frames) = match case {
+        "video" => video_stream(20),
+        "audio" => audio_stream(600),
+        _ => getmedia_stream(50),
+    };
+    let data = Bytes::from(data);
+    let total = run_loop(&data, n);
+    assert_eq!(total, frames * n);
+    eprintln!("{case}: {n} iterations x {frames} frames");
+    true
+}
+
 fn bench(c: &mut Criterion) {
+    if loop_mode() {
+        return;
+    }
     let cases = [
         ("video_1080p_like", video_stream(20)),
         ("audio_20ms_160B", audio_stream(600)),

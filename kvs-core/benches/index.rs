@@ -1,5 +1,9 @@
 //! FragmentIndex at 10 million fragments: first page of a range query, seeks, lookups, and the
 //! rebuild from its record log.
+//!
+//! Instruction counts: `KVS_BENCH_LOOP=<Server|Producer>:<pages>` skips criterion and lists that
+//! many first pages in `run_loop`, for `valgrind --tool=callgrind --toggle-collect='*run_loop*'`
+//! (instructions / pages).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -60,10 +64,41 @@ fn targets(count: usize, base: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Lists the first page of 100 from each of `starts` (the measured region of the loop mode).
+#[inline(never)]
+fn run_loop(ix: &FragmentIndex, kind: TimestampKind, starts: &[u64]) -> usize {
+    starts
+        .iter()
+        .map(|&start_ms| {
+            let page = ix.list(
+                RangeQuery {
+                    kind,
+                    start_ms,
+                    end_ms: start_ms + 3_600_000,
+                },
+                100,
+            );
+            black_box(page.fragments.len())
+        })
+        .sum()
+}
+
 fn bench(c: &mut Criterion) {
     let (ix, log) = build();
     let server_t = targets(4096, T0);
     let producer_t = targets(4096, T0 - 500);
+    if let Ok(spec) = std::env::var("KVS_BENCH_LOOP") {
+        let (kind, n) = spec.split_once(':').unwrap_or((&spec, "4096"));
+        let n: usize = n.parse().unwrap();
+        let (kind, ts) = match kind {
+            "Producer" => (TimestampKind::Producer, &producer_t),
+            _ => (TimestampKind::Server, &server_t),
+        };
+        let starts: Vec<u64> = ts.iter().cycle().take(n).copied().collect();
+        let total = run_loop(&ix, kind, &starts);
+        eprintln!("{kind:?}: {n} pages, {total} fragments");
+        return;
+    }
     let mut i = 0usize;
     let mut next = |ts: &[u64]| {
         i = (i + 1) & 4095;

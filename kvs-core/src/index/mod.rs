@@ -26,7 +26,8 @@
 //! Per fragment that is one [`Fragment`] (48 bytes) plus one 12-byte secondary element (the
 //! producer timestamp, so that producer searches read only the secondary deque, and the position
 //! modulo 2^32): 60 bytes ([`FragmentIndex::BYTES_PER_FRAGMENT`]), plus the deques' spare
-//! capacity. An index holds at most `u32::MAX` fragments. The 47-digit fragment number is never stored; it is rendered
+//! capacity and a copy of every 64th server timestamp (8 bytes per 64 fragments, where
+//! server-timestamp searches take their first steps in cache). An index holds at most `u32::MAX` fragments. The 47-digit fragment number is never stored; it is rendered
 //! on demand from `(sequence, server timestamp, random28)`.
 //!
 //! * queries (range pages, seeks, lookups): `O(log n)` plus the size of the answer;
@@ -228,6 +229,38 @@ pub struct FragmentIndex {
     /// Absolute position of `entries[0]`: how many fragments were ever trimmed.
     base: u64,
     limits: IndexLimits,
+    /// Server timestamps of the fragments whose absolute position is a multiple of
+    /// [`SAMPLE_EVERY`], oldest first: a small copy of `entries` (8 bytes per 64 fragments) that
+    /// server-timestamp searches run their first steps in, so that they stay in cache and touch
+    /// the large deque only inside one 64-fragment window.
+    server_samples: VecDeque<u64>,
+}
+
+/// One fragment in this many (by absolute position) has its server timestamp sampled.
+const SAMPLE_EVERY: u64 = 64;
+
+/// Number of multiples of [`SAMPLE_EVERY`] in the absolute positions `[base, end)`.
+fn samples_between(base: u64, end: u64) -> usize {
+    (end.div_ceil(SAMPLE_EVERY) - base.div_ceil(SAMPLE_EVERY)) as usize
+}
+
+/// First index in `lo..hi` of `d` where `pred` turns false (`pred` must be true, then false, over
+/// the range); `hi` when it never does.
+fn partition_range<T>(
+    d: &VecDeque<T>,
+    mut lo: usize,
+    mut hi: usize,
+    pred: impl Fn(&T) -> bool,
+) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if d.get(mid).is_some_and(&pred) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Secondary-order element: the producer timestamp (so that searches read no entry) and the
@@ -353,13 +386,40 @@ impl FragmentIndex {
     /// First slot of `kind` order whose key is `>= key`.
     fn lower_bound(&self, kind: TimestampKind, key: (u64, u64)) -> usize {
         match kind {
-            TimestampKind::Server => self
-                .entries
-                .partition_point(|f| f.key(TimestampKind::Server) < key),
+            TimestampKind::Server => self.server_lower_bound(key),
             TimestampKind::Producer => self
                 .by_producer
                 .partition_point(|&s| self.producer_less(s, key)),
         }
+    }
+
+    /// First slot of `entries` whose `(server timestamp, sequence)` is `>= key`: the same answer
+    /// as a binary search of `entries`, found through `server_samples` first.
+    fn server_lower_bound(&self, key: (u64, u64)) -> usize {
+        let less = |f: &Fragment| f.key(TimestampKind::Server) < key;
+        // Slot of sample 0; sample `j` is at `first + j * SAMPLE_EVERY`.
+        let first = (self.base.div_ceil(SAMPLE_EVERY) * SAMPLE_EVERY - self.base) as usize;
+        let step = SAMPLE_EVERY as usize;
+        let slot = |j: usize| first + j * step;
+        let samples = &self.server_samples;
+        // Samples before `j` start before `key.0`, so their keys are below `key`.
+        let j = samples.partition_point(|&ts| ts < key.0);
+        let lo = match j.checked_sub(1) {
+            Some(prev) => slot(prev) + 1,
+            None => 0,
+        };
+        // The first sample starting after `key.0` has a key above `key`.
+        let after = match samples.get(j) {
+            Some(&ts) if ts > key.0 => j,
+            Some(_) => partition_range(samples, j + 1, samples.len(), |&ts| ts <= key.0),
+            None => samples.len(),
+        };
+        let hi = if after < samples.len() {
+            slot(after).min(self.entries.len())
+        } else {
+            self.entries.len()
+        };
+        partition_range(&self.entries, lo.min(hi), hi, less)
     }
 
     /// Start timestamp at `slot` of `kind` order.
@@ -429,6 +489,9 @@ impl FragmentIndex {
             let at = self.by_producer.partition_point(|s| s.producer() <= p);
             self.by_producer.insert(at, slot);
         }
+        if pos.is_multiple_of(SAMPLE_EVERY) {
+            self.server_samples.push_back(fragment.server_timestamp_ms);
+        }
         self.entries.push_back(fragment);
         Ok(())
     }
@@ -474,8 +537,12 @@ impl FragmentIndex {
                 }
             }
         }
+        let end = self.base + self.entries.len() as u64;
         self.entries.drain(..dead);
         self.base += dead as u64;
+        let keep = samples_between(self.base, end);
+        let drop = self.server_samples.len().saturating_sub(keep);
+        self.server_samples.drain(..drop);
         dead
     }
 
@@ -548,11 +615,9 @@ impl FragmentIndex {
                 for part in [a, b] {
                     let want = max + 1 - fragments.len();
                     let part = part.get(..want.min(part.len())).unwrap_or_default();
-                    // A forward scan (prefetch-friendly), not a search: the page is short.
-                    let n = part
-                        .iter()
-                        .position(|f| f.server_timestamp_ms > it.end_ms)
-                        .unwrap_or(part.len());
+                    // Server timestamps never decrease along `entries`: the end of the range
+                    // is found by a short search (7 probes for a page of 100), not a scan.
+                    let n = part.partition_point(|f| f.server_timestamp_ms <= it.end_ms);
                     fragments.extend_from_slice(part.get(..n).unwrap_or_default());
                     if n < part.len() {
                         break;
@@ -667,7 +732,57 @@ impl FragmentIndex {
         }
     }
 
-    /// Heap bytes per fragment of the two structures, excluding spare capacity.
+    /// Heap bytes per fragment of the two structures, excluding spare capacity (and the server
+    /// timestamp samples: 8 bytes per 64 fragments).
     pub const BYTES_PER_FRAGMENT: usize =
         core::mem::size_of::<Fragment>() + core::mem::size_of::<ProducerSlot>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(sequence: u64, server: u64) -> Fragment {
+        Fragment {
+            sequence,
+            server_timestamp_ms: server,
+            producer_timestamp_ms: server,
+            location: 0,
+            size_bytes: 1,
+            duration_ms: 1,
+            random: 0,
+        }
+    }
+
+    /// The sampled search gives the plain binary search's answer for every key, with runs of
+    /// equal timestamps shorter and longer than the sample step, before and after trims.
+    #[test]
+    fn sampled_server_search_matches_a_plain_binary_search() {
+        let mut ix = FragmentIndex::new();
+        let (mut ts, mut x) = (1_000u64, 0x9E37_79B9_7F4A_7C15u64);
+        for seq in 1..=2_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if !(700..900).contains(&seq) {
+                ts += x % 3;
+            }
+            ix.append(fragment(seq * 2, ts)).unwrap();
+        }
+        let last = ts;
+        for cutoff in [0, 1_001, 1_050, 1_100, 1_400, 1_700, last, last + 1] {
+            ix.trim_before(cutoff);
+            let end = ix.base + ix.entries.len() as u64;
+            assert_eq!(ix.server_samples.len(), samples_between(ix.base, end));
+            for t in 990..=last + 2 {
+                for s in [0, 1, 1_401, 1_402, 2_000, 4_001, u64::MAX] {
+                    let key = (t, s);
+                    let plain = ix
+                        .entries
+                        .partition_point(|f| f.key(TimestampKind::Server) < key);
+                    assert_eq!(ix.server_lower_bound(key), plain, "key {key:?}");
+                }
+            }
+        }
+    }
 }

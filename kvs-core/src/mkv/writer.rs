@@ -359,7 +359,8 @@ struct Metadata {
 }
 
 /// Everything decided about a frame before any byte is written.
-struct Plan {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
     /// Absolute timecode of the frame (PTS / scale).
     tc: u64,
     /// Some(absolute cluster timecode) when the frame opens a Cluster.
@@ -371,6 +372,13 @@ struct Plan {
     header_len: usize,
     /// Relative start to store when this frame opens the stream's first fragment.
     stream_start: u64,
+}
+
+impl Plan {
+    /// Bytes the planned frame writes before its payload.
+    pub(crate) fn header_len(&self) -> usize {
+        self.header_len
+    }
 }
 
 /// The KVS producer stream encoder (see the [module docs](self)).
@@ -568,6 +576,22 @@ impl StreamWriter {
     /// (0 when it would be skipped), without changing state.
     pub fn frame_header_len(&self, frame: &Frame) -> Result<usize, WriterError> {
         Ok(self.plan(frame)?.map_or(0, |p| p.header_len))
+    }
+
+    /// [`frame_header_len`](Self::frame_header_len) and
+    /// [`encode_frame_header`](Self::encode_frame_header) in two halves that share one plan:
+    /// validates `frame` and lays it out (`None` when it would be skipped) without changing
+    /// state. Pass the plan to [`emit_planned`](Self::emit_planned) before any other call that
+    /// changes the writer.
+    pub(crate) fn plan_frame(&self, frame: &Frame) -> Result<Option<Plan>, WriterError> {
+        self.plan(frame)
+    }
+
+    /// Writes the headers of a frame planned by [`plan_frame`](Self::plan_frame) (`out` grows
+    /// or already has room for [`Plan::header_len`] bytes) and commits the state change, as
+    /// [`encode_frame_header`](Self::encode_frame_header) does.
+    pub(crate) fn emit_planned(&mut self, plan: &Plan, out: &mut impl BufMut) -> BlockWritten {
+        self.emit(plan, out)
     }
 
     /// Ends the open fragment with the `AWS_KINESISVIDEO_END_OF_FRAGMENT` Tags chain (84 bytes).

@@ -123,8 +123,12 @@ impl FragmentBuffer {
 
     /// Opens a new fragment (closing the previous one) and returns its sequence number.
     pub fn open(&mut self, timecode: u64, pts_ns: i64, first_frame: u64) -> u64 {
+        // Fragments of a stream tend to have the same number of chunks: sizing the list like the
+        // previous one saves its growth steps.
+        let mut chunks_hint = 0;
         if let Some(back) = self.fragments.back_mut() {
             back.closed = true;
+            chunks_hint = back.chunks.len() + 2;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -133,7 +137,7 @@ impl FragmentBuffer {
             timecode,
             start_pts_ns: pts_ns,
             end_pts_ns: pts_ns,
-            chunks: Vec::new(),
+            chunks: Vec::with_capacity(chunks_hint),
             len: 0,
             first_frame,
             frames: 0,

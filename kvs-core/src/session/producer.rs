@@ -571,8 +571,9 @@ impl PutMediaSession {
         if self.closed || self.finish_deadline.is_some() {
             return Err(PushError::Closed);
         }
-        let header_len = self.writer.frame_header_len(&frame)?;
-        if header_len == 0 {
+        // One plan serves both the bound check and the encoding (nothing below touches the
+        // writer before it is emitted).
+        let Some(plan) = self.writer.plan_frame(&frame)? else {
             let id = self.take_frame_id();
             let reason = self.failed_open.map_or(
                 DropReason::AwaitingKeyFrame,
@@ -580,7 +581,8 @@ impl PutMediaSession {
             );
             self.report_drop(id, 1, None, reason);
             return Ok(FrameId(id));
-        }
+        };
+        let header_len = plan.header_len();
         let need = header_len + frame.data.len();
         let limits = self.config.buffer;
         if need + END_OF_FRAGMENT_LEN > limits.max_bytes {
@@ -613,15 +615,15 @@ impl PutMediaSession {
                 );
             }
         }
-        self.scratch.reserve(header_len.max(CHUNK_RESERVE));
-        let outcome = self.writer.encode_frame_header(&frame, &mut self.scratch)?;
+        // Headers of many frames share one scratch block: it is replaced (by a block of at
+        // least CHUNK_RESERVE bytes, the size it was created with) only when the rest of the
+        // current one is too short, not for every frame.
+        if self.scratch.capacity() < header_len {
+            self.scratch = BytesMut::with_capacity(header_len.max(CHUNK_RESERVE));
+        }
+        let written = self.writer.emit_planned(&plan, &mut self.scratch);
         let header = self.scratch.split().freeze();
         let id = self.take_frame_id();
-        let Some(written) = outcome.written() else {
-            // frame_header_len said it would be written; keep the accounting honest anyway.
-            self.report_drop(id, 1, None, DropReason::AwaitingKeyFrame);
-            return Ok(FrameId(id));
-        };
         if let Some(start) = written.fragment {
             self.failed_open = None;
             self.close_open_fragment();
@@ -1328,12 +1330,14 @@ impl PutMediaSession {
             .next
             .as_ref()
             .is_some_and(|n| n.state == ConnState::Streaming);
-        let at_boundary = self.cursor.chunk == 0
-            || self
-                .buffer
-                .position(self.cursor.seq)
-                .and_then(|i| self.buffer.get(i))
-                .is_some_and(|f| f.closed && self.cursor.chunk >= f.chunks.len());
+        // Only searched for when a successor is ready (rare): the search is per chunk otherwise.
+        let at_boundary = ready
+            && (self.cursor.chunk == 0
+                || self
+                    .buffer
+                    .position(self.cursor.seq)
+                    .and_then(|i| self.buffer.get(i))
+                    .is_some_and(|f| f.closed && self.cursor.chunk >= f.chunks.len()));
         if ready
             && at_boundary
             && self.has_unsent()

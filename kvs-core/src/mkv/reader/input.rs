@@ -49,6 +49,32 @@ impl Input {
         filled
     }
 
+    /// The first pushed chunk still held (empty when none).
+    #[inline]
+    pub(super) fn front(&self) -> &[u8] {
+        self.chunks.front().map_or(&[], |c| &c[..])
+    }
+
+    /// Drops `skip` bytes, then removes and returns the next `n`, all from the first chunk (a
+    /// zero-copy slice of it). The caller checks that the first chunk holds `skip + n` bytes;
+    /// otherwise this falls back to [`advance`](Self::advance) and [`take`](Self::take).
+    #[inline]
+    pub(super) fn take_from_front(&mut self, skip: usize, n: usize) -> Bytes {
+        if let Some(front) = self.chunks.front_mut()
+            && front.len() >= skip + n
+        {
+            front.advance(skip);
+            let out = front.split_to(n);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+            self.len -= skip + n;
+            return out;
+        }
+        self.advance(skip);
+        self.take(n)
+    }
+
     /// Removes and returns the first `n` bytes (`n <= len`): a slice of the pushed chunk when the
     /// bytes lie in one chunk, else one copy that joins them.
     pub(super) fn take(&mut self, n: usize) -> Bytes {

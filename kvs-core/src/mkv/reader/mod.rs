@@ -231,10 +231,117 @@ impl MkvReader {
             if let Some(event) = self.out.pop_front() {
                 return Some(event);
             }
+            if let Some(frame) = self.fast_frame() {
+                return Some(Ok(Event::Frame(frame)));
+            }
             if !self.step() {
                 return None;
             }
         }
+    }
+
+    /// The common case on a short path: the next element is a whole SimpleBlock in the first
+    /// pushed chunk, inside an open Cluster of a started fragment, with a one-byte track number,
+    /// no lacing and no limit reached. Returns its frame, having done exactly what
+    /// [`step`](Self::step) would do for it (which would emit that frame and nothing else);
+    /// returns `None`, changing nothing, in every other case, which `step` then handles.
+    #[inline]
+    fn fast_frame(&mut self) -> Option<Frame> {
+        if self.done || self.skip > 0 || self.resync.is_some() {
+            return None;
+        }
+        let top = *self.stack.last()?;
+        if top.kind != Kind::Cluster {
+            return None;
+        }
+        let pos = self.pos;
+        // `step` would first close a master that ends here.
+        if self
+            .stack
+            .iter()
+            .any(|o| o.end.is_some_and(|end| end <= pos))
+        {
+            return None;
+        }
+        let front = self.input.front();
+        let (&[0xA3, s0], rest) = front.split_first_chunk::<2>()? else {
+            return None;
+        };
+        // The size: a known-size vint no wider than the document allows (else `step` warns).
+        let width = s0.leading_zeros() as usize + 1;
+        if width > 8 || width as u64 > self.max_size_length {
+            return None;
+        }
+        let value_mask = (1u64 << (7 * width as u32)) - 1;
+        let size = match front.first_chunk::<10>() {
+            // One load: the `width` bytes from `s0` on, the marker bit masked off.
+            Some(&[_, a, b, c, d, e, f, g, h, _]) => {
+                (u64::from_be_bytes([a, b, c, d, e, f, g, h]) >> (8 * (8 - width))) & value_mask
+            }
+            _ => {
+                let size_rest = rest.get(..width - 1)?;
+                size_rest
+                    .iter()
+                    .fold(u64::from(s0) & value_mask, |acc, &b| {
+                        (acc << 8) | u64::from(b)
+                    })
+            }
+        };
+        if size == value_mask || size > self.limits.max_element_size {
+            return None;
+        }
+        let hlen = 1 + width;
+        let total = (hlen as u64).checked_add(size)?;
+        let body = front.get(hlen..usize::try_from(total).ok()?)?;
+        if top.end.is_some_and(|end| pos.saturating_add(total) > end) {
+            return None;
+        }
+        // Start loading the next element's header now (it is usually a cache miss when frames
+        // are large), so that the miss overlaps the work on this frame and the caller's.
+        let next = usize::try_from(total).ok().and_then(|end| front.get(end));
+        std::hint::black_box(next.copied());
+        // The block header: one-byte track number, timecode, flags without lacing.
+        let &[t, c0, c1, flags, ..] = body else {
+            return None;
+        };
+        if t & 0x80 == 0 || flags & 0x06 != 0 {
+            return None;
+        }
+        let track = u64::from(t & 0x7F);
+        let keyframe = flags & 0x80 != 0;
+        let limits = self.limits;
+        let f = self.current.as_mut().filter(|f| f.started)?;
+        let s = &mut f.summary;
+        if s.frames + 1 > limits.max_frames_per_fragment {
+            return None;
+        }
+        let entry = s.frames_per_track.iter_mut().find(|(n, _)| *n == track)?;
+        // Committed: nothing below can fail.
+        entry.1 += 1;
+        s.frames += 1;
+        if keyframe {
+            s.keyframes += 1;
+        }
+        let ticks =
+            i128::from(s.cluster_timecode.unwrap_or(0)) + i128::from(i16::from_be_bytes([c0, c1]));
+        let timestamp_ns = clamp_i64(ticks * i128::from(self.timecode_scale));
+        let duration_ns = self
+            .tracks
+            .iter()
+            .find(|t| t.number == track)
+            .and_then(|t| t.default_duration_ns);
+        self.need = None;
+        let data = self.input.take_from_front(hlen + 4, size as usize - 4);
+        self.pos += total;
+        Some(Frame {
+            track,
+            timestamp_ns,
+            duration_ns,
+            keyframe,
+            invisible: flags & 0x08 != 0,
+            discardable: flags & 0x01 != 0,
+            data,
+        })
     }
 
     /// Iterates over [`poll_event`](Self::poll_event) until it returns `None`.
@@ -288,6 +395,8 @@ impl MkvReader {
     }
 
     /// Makes one step of progress. `false` when it needs more input (or is done).
+    // Kept out of `poll_event`, whose frame fast path then stays small.
+    #[inline(never)]
     fn step(&mut self) -> bool {
         if self.done {
             return false;
