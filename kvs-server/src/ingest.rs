@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use kvs_core::ack::{AckEvent, ErrorId};
-use kvs_core::api::{ApiError, ApiErrorKind, FragmentTimecodeType, PutMediaRequest, StreamStatus};
+use kvs_core::api::{ApiError, FragmentTimecodeType, PutMediaRequest, StreamStatus};
 use kvs_core::ebml::{Size, read_id, read_size};
 use kvs_core::fragment::{FragmentNumber, tag};
 use kvs_core::index::Fragment;
@@ -19,7 +19,7 @@ use kvs_core::mkv::reader::{Event, MkvReader};
 use tokio::sync::mpsc;
 
 use crate::http_service::{Body, Ctx, UnboundedBody, error_response, full, trim_buffer};
-use crate::state::{NOT_ON_DISK, PendingFragment, Stream, lock};
+use crate::state::{NOT_ON_DISK, PendingFragment, PendingState, Stream, lock};
 use crate::store::FragmentRecord;
 
 type AckTx = mpsc::UnboundedSender<Bytes>;
@@ -54,19 +54,10 @@ pub(crate) async fn put_media(
         return error_response(&ApiError::stream_not_found(), &rid);
     }
     let conn_id = ctx.conn_ids.fetch_add(1, Ordering::SeqCst);
-    if stream
-        .producer
-        .compare_exchange(0, conn_id, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        return error_response(
-            &ApiError::new(
-                ApiErrorKind::ConnectionLimitExceeded,
-                "Another PutMedia connection is already streaming to this stream.",
-            ),
-            &rid,
-        );
-    }
+    // The newest connection wins: a rotating producer opens its successor while the current
+    // connection still streams. The older one may finish its open fragment and wait for its
+    // ACKs, but opens no new fragment.
+    stream.producer.store(conn_id, Ordering::SeqCst);
     let (tx, rx) = mpsc::unbounded_channel();
     let ingest = Ingest::new(ctx, stream, &req, conn_id, tx);
     tokio::spawn(ingest.run(body));
@@ -124,6 +115,8 @@ struct Ingest {
     persist_tx: mpsc::UnboundedSender<PersistedAck>,
     persist_rx: mpsc::UnboundedReceiver<PersistedAck>,
     in_flight: usize,
+    /// A newer connection took over the stream: no new fragment is opened here.
+    superseded: bool,
 }
 
 impl Ingest {
@@ -157,6 +150,7 @@ impl Ingest {
             persist_tx,
             persist_rx,
             in_flight: 0,
+            superseded: false,
         }
     }
 
@@ -188,11 +182,15 @@ impl Ingest {
                                     self.fail(id);
                                     return;
                                 }
+                                if self.superseded {
+                                    // Stop reading: what follows belongs to the successor.
+                                    body_done = true;
+                                }
                             }
                         }
                         Some(Err(_)) => {
                             // The connection broke: the open fragment is incomplete and dropped.
-                            self.open = None;
+                            self.abandon();
                             body_done = true;
                         }
                         None => {
@@ -248,11 +246,24 @@ impl Ingest {
             Some(o) => (Some(o.timecode), Some(o.number.clone())),
             None => (None, None),
         };
-        self.open = None;
+        self.abandon();
         self.send(AckEvent::error(id, tc, number));
     }
 
+    /// Drops the open fragment (incomplete) and its reservation.
+    fn abandon(&mut self) {
+        if let Some(o) = self.open.take() {
+            let mut d = lock(&self.stream.data);
+            d.abandon(o.seq);
+            drop(d);
+            self.stream.notify(o.seq);
+        }
+    }
+
     fn on_data(&mut self, data: Bytes) -> Result<(), Fail> {
+        if self.superseded {
+            return Ok(());
+        }
         self.buf.extend_from_slice(&data);
         // A producer stream starts with an EBML header, nothing else.
         if !self.seen_ebml && self.base == 0 {
@@ -281,11 +292,14 @@ impl Ingest {
 
     fn drain(&mut self, at_end: bool) -> Result<(), Fail> {
         while let Some(event) = self.reader.poll_event() {
+            if self.superseded {
+                break;
+            }
             match event {
                 Ok(e) => self.on_event(e, at_end)?,
                 Err(_) if at_end => {
                     // The body ended inside an element: what is open is incomplete.
-                    self.open = None;
+                    self.abandon();
                 }
                 Err(_) => return Err(Fail(ErrorId::INVALID_MKV_DATA)),
             }
@@ -363,6 +377,10 @@ impl Ingest {
                 if self.open.is_some() {
                     self.close(offset)?;
                 }
+                if self.stream.producer.load(Ordering::SeqCst) != self.conn_id {
+                    self.superseded = true;
+                    return Ok(());
+                }
                 let timecode = timecode.ok_or(Fail(E::INVALID_MKV_DATA))?;
                 self.open_fragment(offset, timecode)?;
             }
@@ -390,7 +408,7 @@ impl Ingest {
                     && s.offset == o.cluster_offset
                 {
                     if s.truncated && at_end {
-                        self.open = None;
+                        self.abandon();
                     } else {
                         let end = if s.bytes > 0 {
                             s.offset + s.bytes
@@ -468,17 +486,34 @@ impl Ingest {
         if self.started.elapsed() > self.limits().max_connection_duration {
             return Err(Fail(E::CONNECTION_DURATION_REACHED));
         }
+        let mut r = [0u8; 4];
+        crate::random_bytes(&mut r);
+        let random = u32::from_le_bytes(r) & kvs_core::index::RANDOM_MASK;
+        let header_id = self.header_id.unwrap_or(0);
         let (seq, server_ms) = {
             let mut d = lock(&self.stream.data);
             let seq = d.next_seq;
             d.next_seq += 1;
             let server_ms = now.max(d.last_server_ms);
             d.last_server_ms = server_ms;
+            if d.header_runs.values().next_back() != Some(&header_id) {
+                d.header_runs.insert(seq, header_id);
+            }
+            // Reserved in sequence order: readers and the index wait for it.
+            d.pending.push_back(PendingFragment {
+                fragment: Fragment {
+                    sequence: seq,
+                    server_timestamp_ms: server_ms,
+                    producer_timestamp_ms: producer_ms,
+                    location: NOT_ON_DISK,
+                    size_bytes: 0,
+                    duration_ms: 0,
+                    random,
+                },
+                state: PendingState::Open,
+            });
             (seq, server_ms)
         };
-        let mut r = [0u8; 4];
-        crate::random_bytes(&mut r);
-        let random = u32::from_le_bytes(r) & kvs_core::index::RANDOM_MASK;
         let number = FragmentNumber::mint(seq, server_ms, random);
         self.send(AckEvent::buffering(timecode, number.clone()));
         self.open = Some(Open {
@@ -537,43 +572,31 @@ impl Ingest {
             duration_ms: u32::try_from(duration_ms).unwrap_or(u32::MAX),
             random: o.random,
         };
-        let header_to_persist = {
+        let header_to_persist = if retention > 0 {
             let mut d = lock(&self.stream.data);
-            if d.header_runs.values().next_back() != Some(&header_id) {
-                d.header_runs.insert(o.seq, header_id);
-            }
-            d.cache_push(o.seq, data.clone());
-            if retention == 0 {
-                // Sequences and server timestamps are minted monotonic under this lock, so the
-                // index accepts the entry.
-                let _ = d.index.append(entry);
-                trim_buffer(self.limits(), &mut d, self.ctx.now_ms());
-                None
+            if d.durable_headers.insert(header_id) {
+                d.headers.get(&header_id).cloned()
             } else {
-                d.pending.push_back(PendingFragment { fragment: entry });
-                if d.durable_headers.insert(header_id) {
-                    d.headers.get(&header_id).cloned()
-                } else {
-                    None
-                }
+                None
             }
+        } else {
+            None
         };
-        self.stream.notify(o.seq);
-        if retention > 0 {
-            let dir = self.stream.dir.clone();
-            if let Some(h) = header_to_persist {
-                let mut bytes = BytesMut::new();
-                if h.write_document_start(&mut bytes).is_ok() {
-                    // Stored as EBML header + Segment + header elements: ProducerHeader::parse
-                    // reads it back.
-                    self.ctx.writer.append_header(
-                        dir.clone(),
-                        header_id,
-                        bytes.freeze(),
-                        Box::new(|_| {}),
-                    );
-                }
+        let dir = self.stream.dir.clone();
+        if let Some(h) = header_to_persist {
+            let mut bytes = BytesMut::new();
+            if h.write_document_start(&mut bytes).is_ok() {
+                // Stored as EBML header + Segment + header elements: ProducerHeader::parse reads
+                // it back. Written before any fragment job that needs it.
+                self.ctx.writer.append_header(
+                    dir.clone(),
+                    header_id,
+                    bytes.freeze(),
+                    Box::new(|_| {}),
+                );
             }
+        }
+        let job: Option<Box<dyn FnOnce() + Send>> = if retention > 0 {
             let record = FragmentRecord {
                 seq: o.seq,
                 server_ms: o.server_ms,
@@ -586,59 +609,80 @@ impl Ingest {
             let stream = self.stream.clone();
             let ptx = self.persist_tx.clone();
             let cache_limit = self.limits().cache_bytes;
+            let writer = self.ctx.writer.clone();
             let (timecode, number, seq) = (o.timecode, o.number.clone(), o.seq);
+            let data = data.clone();
+            let done: crate::store::Done = Box::new(move |result| {
+                let mut d = lock(&stream.data);
+                let pending = d
+                    .pending_position(seq)
+                    .and_then(|i| d.pending.remove(i))
+                    .map(|p| p.fragment);
+                let result = result.and_then(|loc| {
+                    let loc = loc.ok_or_else(|| std::io::Error::other("no location"))?;
+                    // Gone already when the stream was deleted meanwhile.
+                    if let Some(mut f) = pending {
+                        f.location = loc.offset;
+                        d.segments.insert(loc.segment);
+                        d.index.append(f).map_err(std::io::Error::other)?;
+                    }
+                    Ok(())
+                });
+                if result.is_err() {
+                    // Never acknowledged: unreadable from now on.
+                    let i = d.cache.partition_point(|(s, _)| *s < seq);
+                    if d.cache.get(i).is_some_and(|(s, _)| *s == seq)
+                        && let Some((_, b)) = d.cache.remove(i)
+                    {
+                        d.cached_bytes = d.cached_bytes.saturating_sub(b.len() as u64);
+                    }
+                }
+                d.flush_pending();
+                d.cache_evict(cache_limit);
+                drop(d);
+                stream.notify(seq);
+                let _ = ptx.send(PersistedAck {
+                    result,
+                    timecode,
+                    number,
+                });
+            });
+            Some(Box::new(move || {
+                writer.append_fragment(dir, record, entry, data, done);
+            }))
+        } else {
+            None
+        };
+        let has_job = job.is_some();
+        let reserved = {
+            let mut d = lock(&self.stream.data);
+            let reserved = match d.pending_position(o.seq).and_then(|i| d.pending.get_mut(i)) {
+                Some(p) => {
+                    p.fragment = entry;
+                    p.state = PendingState::Ready(job);
+                    d.cache_push(o.seq, data);
+                    true
+                }
+                // The stream was deleted meanwhile.
+                None => false,
+            };
+            d.flush_pending();
+            if retention == 0 {
+                trim_buffer(self.limits(), &mut d, self.ctx.now_ms());
+            }
+            reserved
+        };
+        if reserved && has_job {
             self.in_flight += 1;
-            self.ctx.writer.append_fragment(
-                dir,
-                record,
-                entry,
-                data,
-                Box::new(move |result| {
-                    let mut d = lock(&stream.data);
-                    let i = d.pending.partition_point(|p| p.fragment.sequence < seq);
-                    let pending = d
-                        .pending
-                        .get(i)
-                        .filter(|p| p.fragment.sequence == seq)
-                        .map(|p| p.fragment);
-                    if pending.is_some() {
-                        d.pending.remove(i);
-                    }
-                    let result = result.and_then(|loc| {
-                        let loc = loc.ok_or_else(|| std::io::Error::other("no location"))?;
-                        // Gone already when the stream was deleted meanwhile.
-                        if let Some(mut f) = pending {
-                            f.location = loc.offset;
-                            d.segments.insert(loc.segment);
-                            d.index.append(f).map_err(std::io::Error::other)?;
-                        }
-                        Ok(())
-                    });
-                    if result.is_err() {
-                        // Never acknowledged: unreadable from now on.
-                        let i = d.cache.partition_point(|(s, _)| *s < seq);
-                        if d.cache.get(i).is_some_and(|(s, _)| *s == seq)
-                            && let Some((_, b)) = d.cache.remove(i)
-                        {
-                            d.cached_bytes = d.cached_bytes.saturating_sub(b.len() as u64);
-                        }
-                    }
-                    d.cache_evict(cache_limit);
-                    drop(d);
-                    let _ = ptx.send(PersistedAck {
-                        result,
-                        timecode,
-                        number,
-                    });
-                }),
-            );
         }
+        self.stream.notify(o.seq);
         Ok(())
     }
 }
 
 impl Drop for Ingest {
     fn drop(&mut self) {
+        self.abandon();
         let _ = self.stream.producer.compare_exchange(
             self.conn_id,
             0,

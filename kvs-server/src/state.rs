@@ -80,12 +80,37 @@ impl StreamMeta {
     }
 }
 
-/// A fragment received but not yet durable (retention > 0): readable by live GetMedia from the
-/// cache, entered into the [`FragmentIndex`] once PERSISTED.
-#[derive(Debug, Clone, Copy)]
+/// Where a [`PendingFragment`] is on its way into the [`FragmentIndex`].
+pub enum PendingState {
+    /// Reserved when its cluster opened: not readable yet, and every later fragment waits for
+    /// it (fragments enter the index in sequence order even when two connections of a rotating
+    /// producer overlap).
+    Open,
+    /// Complete and readable from the cache. `Some` holds the job that hands it to the writer
+    /// (retention > 0); `None` means it enters the index directly (retention 0).
+    Ready(Option<Box<dyn FnOnce() + Send>>),
+    /// Handed to the writer; entered into the index when the write completes.
+    Submitted,
+}
+
+impl std::fmt::Debug for PendingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PendingState::Open => "Open",
+            PendingState::Ready(Some(_)) => "Ready(write)",
+            PendingState::Ready(None) => "Ready(memory)",
+            PendingState::Submitted => "Submitted",
+        })
+    }
+}
+
+/// A fragment not yet in the index: open, complete, or being written.
+#[derive(Debug)]
 pub struct PendingFragment {
     /// The index entry (its `location` is set when the write completes).
     pub fragment: Fragment,
+    /// Its progress.
+    pub state: PendingState,
 }
 
 /// Fragment data of one stream.
@@ -124,15 +149,71 @@ pub struct StreamData {
 pub const NOT_ON_DISK: u64 = u64::MAX;
 
 impl StreamData {
-    /// The first fragment (indexed or pending) whose sequence is `>= seq`.
+    /// The first readable fragment (indexed or pending) whose sequence is `>= seq`; `None`
+    /// while the next one is still open (readers never skip a fragment that is on its way).
     pub fn next_from(&self, seq: u64) -> Option<Fragment> {
         let indexed = self.index.iter_from_sequence(seq).next().copied();
         let i = self.pending.partition_point(|p| p.fragment.sequence < seq);
-        let pending = self.pending.get(i).map(|p| p.fragment);
+        let pending = self
+            .pending
+            .get(i)
+            .filter(|p| !matches!(p.state, PendingState::Open))
+            .map(|p| p.fragment);
         match (indexed, pending) {
             (Some(a), Some(b)) => Some(if a.sequence <= b.sequence { a } else { b }),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The position of pending fragment `seq`.
+    pub fn pending_position(&self, seq: u64) -> Option<usize> {
+        let i = self.pending.partition_point(|p| p.fragment.sequence < seq);
+        self.pending
+            .get(i)
+            .is_some_and(|p| p.fragment.sequence == seq)
+            .then_some(i)
+    }
+
+    /// Moves complete fragments along in sequence order: hands ready ones to the writer, and
+    /// enters ready in-memory ones into the index once nothing before them is pending. Stops at
+    /// the first open fragment. Returns whether anything became readable in the index.
+    pub fn flush_pending(&mut self) -> bool {
+        let mut indexed = false;
+        let mut i = 0;
+        while let Some(p) = self.pending.get_mut(i) {
+            match &mut p.state {
+                PendingState::Open => break,
+                PendingState::Submitted => i += 1,
+                PendingState::Ready(job) => match job.take() {
+                    Some(job) => {
+                        p.state = PendingState::Submitted;
+                        job();
+                        i += 1;
+                    }
+                    None if i == 0 => {
+                        if let Some(p) = self.pending.pop_front() {
+                            // Sequences are appended in order here, so the index accepts it.
+                            indexed |= self.index.append(p.fragment).is_ok();
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        indexed
+    }
+
+    /// Forgets a reserved fragment that will never complete (its connection broke or failed).
+    pub fn abandon(&mut self, seq: u64) {
+        if let Some(i) = self.pending_position(seq)
+            && matches!(
+                self.pending.get(i).map(|p| &p.state),
+                Some(PendingState::Open)
+            )
+        {
+            self.pending.remove(i);
+        }
+        self.flush_pending();
     }
 
     /// The header id fragment `seq` was produced with.
@@ -159,10 +240,12 @@ impl StreamData {
             .map(|(_, b)| b.clone())
     }
 
-    /// Adds fragment bytes to the cache (sequences arrive in increasing order).
+    /// Adds fragment bytes to the cache.
     pub fn cache_push(&mut self, seq: u64, bytes: Bytes) {
         self.cached_bytes += bytes.len() as u64;
-        self.cache.push_back((seq, bytes));
+        // Overlapping connections may complete fragments out of order: keep it sorted.
+        let i = self.cache.partition_point(|(s, _)| *s < seq);
+        self.cache.insert(i, (seq, bytes));
     }
 
     /// Drops cached bytes of every fragment with a sequence below `seq`.
@@ -280,7 +363,9 @@ impl Stream {
 
     /// Tells live readers that fragments up to `seq` are published.
     pub fn notify(&self, seq: u64) {
-        self.published.send_replace(seq + 1);
+        // Never backwards (fragments of overlapping connections complete out of order), but
+        // always wake readers: an earlier fragment may just have become readable.
+        self.published.send_modify(|v| *v = (*v).max(seq + 1));
     }
 }
 

@@ -299,29 +299,96 @@ async fn relative_timecodes_and_retention_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_producer_per_stream_and_head_errors() {
+async fn newest_connection_wins_and_head_errors() {
     let (server, _dir) = start(fast_limits()).await;
     let ep = Endpoint::of(&server);
     create_stream(&ep, "one", 1).await;
     let mut first = PutMedia::open(&ep, &absolute("one")).await;
     assert_eq!(first.status, 200);
     first.send(&Producer::new(now_ms(), false).header()).await;
+    // A rotating producer's successor is accepted while the first still streams.
     let second = PutMedia::open(&ep, &absolute("one")).await;
-    assert_eq!(second.status, 400);
-    assert!(
-        second.head.contains("ConnectionLimitExceededException"),
-        "{}",
-        second.head
-    );
+    assert_eq!(second.status, 200, "{}", second.head);
     let missing = PutMedia::open(&ep, &absolute("nope")).await;
     assert_eq!(missing.status, 404);
     assert!(missing.head.contains("ResourceNotFoundException"));
-    first.finish().await;
-    drop(first);
-    // Released once the first connection ends.
+    server.shutdown().await;
+}
+
+/// Two overlapping connections of a rotating producer: the successor's fragments complete
+/// before the predecessor's last one, and everything still lands in sequence order; the
+/// predecessor opens no new fragment once superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_rotation_keeps_every_fragment_in_order() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "rot", 1).await;
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let header = producer.header();
+    let mut a = PutMedia::open(&ep, &absolute("rot")).await;
+    assert_eq!(a.status, 200);
+    assert!(a.send(&header).await);
+    let f1 = producer.fragment(5, 200);
+    let (f1a, f1b) = f1.split_at(f1.len() / 2);
+    assert!(a.send(f1a).await);
+    let buffering = a
+        .acks_until(|k| k.event_type == AckEventType::Buffering)
+        .await;
+    assert_eq!(
+        buffering.last().unwrap().event_type,
+        AckEventType::Buffering
+    );
+
+    let mut b = PutMedia::open(&ep, &absolute("rot")).await;
+    assert_eq!(b.status, 200, "{}", b.head);
+    assert!(b.send(&header).await);
+    for _ in 0..2 {
+        assert!(b.send(&producer.fragment(5, 200)).await);
+    }
+    // Both received; not persisted before the predecessor's fragment completes.
+    let mut b_acks = b
+        .acks_until(|k| k.event_type == AckEventType::Received)
+        .await;
+    b_acks.extend(
+        b.acks_until(|k| k.event_type == AckEventType::Received)
+            .await,
+    );
+    assert!(persisted(&b_acks).is_empty(), "{b_acks:?}");
+
+    // The predecessor ends its fragment, then tries to open another one (ignored).
+    let mut junk = Producer::new(now_ms() - 5_000, false);
+    assert!(a.send(f1b).await);
+    let _ = a.send(&junk.fragment(3, 50)).await;
+    a.finish().await;
+    let a_acks = a
+        .acks_until(|k| k.event_type == AckEventType::Persisted)
+        .await;
+    let a_nums = persisted(&a_acks);
+    assert_eq!(a_nums.len(), 1, "{a_acks:?}");
+    b.finish().await;
+    while persisted(&b_acks).len() < 2 {
+        let more = b
+            .acks_until(|k| k.event_type == AckEventType::Persisted)
+            .await;
+        assert!(!more.is_empty(), "{b_acks:?}");
+        b_acks.extend(more);
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let third = PutMedia::open(&ep, &absolute("one")).await;
-    assert_eq!(third.status, 200);
+    let mut nums = a_nums.clone();
+    nums.extend(persisted(&b_acks));
+    assert!(nums.windows(2).all(|w| w[0] < w[1]), "{nums:?}");
+    let all = call_raw(
+        &ep,
+        &get_media("rot", StartSelector::new(StartSelectorType::Earliest)),
+    )
+    .await;
+    let d = decode(all.body());
+    assert_eq!(numbers(&d), nums);
+    let frames: Vec<_> = d.fragments.iter().flat_map(|(_, f)| f.clone()).collect();
+    assert_eq!(frames.len(), producer.sent_frames.len());
+    for (got, sent) in frames.iter().zip(&producer.sent_frames) {
+        assert_eq!(got.data, sent.data);
+    }
     server.shutdown().await;
 }
 
