@@ -70,15 +70,6 @@ fn media_head(rid: &str, rx: mpsc::Receiver<Bytes>) -> http::Response<Body> {
     http::Response::from_parts(parts, ChannelBody(rx).boxed_unsync())
 }
 
-fn parse_number(member: &str, text: &str) -> Result<u64, ApiError> {
-    text.parse::<FragmentNumber>()
-        .ok()
-        .and_then(|n| n.sequence())
-        .ok_or_else(|| {
-            ApiError::invalid_argument(format!("{member} {text} is not a valid fragment number."))
-        })
-}
-
 /// The fragment (indexed or pending) with `seq ≥ cursor`, with its header.
 fn next_entry(
     stream: &Stream,
@@ -183,12 +174,28 @@ pub(crate) fn get_media(
             } else {
                 ("ContinuationToken", sel.continuation_token.as_deref())
             };
-            let after = parse_number(member, text.unwrap_or_default())?;
-            // Lenient: resumes after the sequence even when that fragment was trimmed.
+            let text = text.unwrap_or_default();
+            let invalid = || {
+                ApiError::invalid_argument(format!(
+                    "{member} {text} is not a fragment number of this stream."
+                ))
+            };
+            let number = text.parse::<FragmentNumber>().map_err(|_| invalid())?;
             let d = lock(&stream.data);
-            d.index
-                .seek(IndexStart::AfterSequence(after))
-                .map_or(after + 1, |f| f.sequence)
+            match d.index.get_by_number(&number) {
+                Some(f) => f.sequence.saturating_add(1),
+                None => {
+                    // Lenient for numbers this stream minted (trimmed, or not yet durable):
+                    // resume after their sequence. Anything else is refused, never replayed
+                    // from the start.
+                    let seq = (number.as_str().len() == 47)
+                        .then(|| number.sequence())
+                        .flatten()
+                        .filter(|s| *s < d.next_seq)
+                        .ok_or_else(invalid)?;
+                    seq + 1
+                }
+            }
         }
         StartSelectorType::ProducerTimestamp | StartSelectorType::ServerTimestamp => {
             let ts = sel.start_timestamp.map_or(0, |t| t.as_millis());
