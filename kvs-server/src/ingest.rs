@@ -352,15 +352,11 @@ impl Ingest {
                     self.set_header(t.offset)?;
                 }
                 if self.open.is_some() {
+                    // Tags end the open fragment; their metadata belongs to the next one.
                     let end = self.element_end(t.offset);
-                    if let Some(o) = self.open.as_mut() {
-                        o.user_tags += user;
-                        if o.user_tags > max {
-                            return Err(Fail(E::FRAGMENT_METADATA_LIMIT_REACHED));
-                        }
-                    }
                     self.close(end)?;
-                } else if self.header_id.is_some() {
+                }
+                if self.header_id.is_some() {
                     self.pending_tags += user;
                     if self.pending_tags > max {
                         return Err(Fail(E::FRAGMENT_METADATA_LIMIT_REACHED));

@@ -482,3 +482,43 @@ async fn out_of_range_fragment_numbers_are_invalid() {
     assert!(decode(r.body()).fragments.is_empty());
     server.shutdown().await;
 }
+
+/// Ten persistent metadata items sent before every fragment (the producer SDK sends them while
+/// the previous cluster is still open) count for the next fragment, not the open one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_between_fragments_counts_for_the_next_fragment() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "meta", 1).await;
+    let names: Vec<String> = (0..10).map(|i| format!("tag{i}")).collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let tags = tags_el(&pairs);
+    let now = now_ms() - 10_000;
+    let mut pm = PutMedia::open(&ep, &absolute("meta")).await;
+    assert!(pm.send(&header_with_tracks(1)).await);
+    for i in 0..3u64 {
+        assert!(pm.send(&tags).await);
+        assert!(
+            pm.send(&cluster(now + i * 100, &[(1, 0, true, &[1u8; 50])]))
+                .await
+        );
+    }
+    assert!(
+        pm.send(&tags_el(&[("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")]))
+            .await
+    );
+    pm.finish().await;
+    let mut acks = Vec::new();
+    while persisted(&acks).len() < 3 {
+        let more = pm
+            .acks_until(|a| a.event_type == AckEventType::Persisted)
+            .await;
+        assert!(!more.is_empty(), "{acks:?}");
+        acks.extend(more);
+    }
+    assert!(
+        acks.iter().all(|a| a.event_type != AckEventType::Error),
+        "{acks:?}"
+    );
+    server.shutdown().await;
+}
