@@ -262,10 +262,11 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from("kvs-data")
 }
 
-/// Fills `buf` with random bytes from the OS.
+/// Fills `buf` with random bytes from the OS, for values that are not secrets (request ids,
+/// versions, the random part of fragment numbers). Secrets use the OS source or fail.
 pub(crate) fn random_bytes(buf: &mut [u8]) {
     if getrandom::fill(buf).is_err() {
-        // Extremely unlikely; fall back to time-derived bytes rather than failing a request.
+        // Extremely unlikely; these values need uniqueness, not secrecy.
         let seed = now_ms().wrapping_mul(6364136223846793005);
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8);
