@@ -16,7 +16,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use kvs_core::api::error::{CORAL_ERROR_NAMESPACE, ERROR_TYPE_HEADER, REQUEST_ID_HEADER};
 use kvs_core::api::{ApiError, ApiErrorKind, ApiRequest, ApiResponse, MAX_REQUEST_BODY};
 use kvs_core::mkv::getmedia::ProducerHeader;
 use kvs_core::sigv4::{
@@ -340,24 +339,9 @@ pub(crate) fn request_id() -> String {
     )
 }
 
+/// A SigV4 failure as the service's error response (kvs-core maps it to its API error).
 fn auth_error_response(e: &AuthError, rid: &str) -> http::Response<Body> {
-    let body = serde_json::json!({ "message": e.message() }).to_string();
-    let mut r = http::Response::new(Bytes::from(body));
-    *r.status_mut() = e.http_status();
-    let h = r.headers_mut();
-    let et = format!("{}:{}", e.aws_error_name(), CORAL_ERROR_NAMESPACE);
-    if let Ok(v) = http::HeaderValue::from_str(&et) {
-        h.insert(ERROR_TYPE_HEADER, v.clone());
-        h.insert(kvs_core::api::error::LEGACY_ERROR_TYPE_HEADER, v);
-    }
-    if let Ok(v) = http::HeaderValue::from_str(rid) {
-        h.insert(REQUEST_ID_HEADER, v);
-    }
-    h.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    full(r)
+    error_response(&ApiError::from(e), rid)
 }
 
 async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<Body> {

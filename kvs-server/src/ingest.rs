@@ -84,7 +84,6 @@ struct Open {
     cluster_offset: u64,
     frames: HashMap<u64, u64>,
     last_ns: i64,
-    user_tags: usize,
 }
 
 struct PersistedAck {
@@ -511,6 +510,8 @@ impl Ingest {
             (seq, server_ms)
         };
         let number = FragmentNumber::mint(seq, server_ms, random);
+        // The metadata received so far belongs to this fragment; count afresh for the next.
+        self.pending_tags = 0;
         self.send(AckEvent::buffering(timecode, number.clone()));
         self.open = Some(Open {
             seq,
@@ -523,7 +524,6 @@ impl Ingest {
             cluster_offset: offset,
             frames: HashMap::new(),
             last_ns: i64::try_from(tc_ns).unwrap_or(i64::MAX),
-            user_tags: std::mem::take(&mut self.pending_tags),
         });
         Ok(())
     }

@@ -425,10 +425,27 @@ async fn signatures_tampered_or_expired_are_rejected() {
     bad.secret = "x".repeat(40);
     let e = call(&bad, &req).await.unwrap_err();
     assert_eq!(e.http_status, 403);
+    assert_eq!(e.kind, ApiErrorKind::InvalidSignature, "{e:?}");
+    assert!(e.request_id.is_some(), "{e:?}");
     let mut unknown = ep.clone();
     unknown.access_key_id = "AKIAUNKNOWN000000000".into();
     let e = call(&unknown, &req).await.unwrap_err();
     assert_eq!(e.http_status, 403);
+    assert_eq!(e.kind, ApiErrorKind::UnrecognizedClient, "{e:?}");
+    assert!(!e.message.is_empty());
+    let pm = PutMedia::open_with(
+        &unknown,
+        &absolute("auth"),
+        std::time::SystemTime::now(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(pm.status, 403);
+    assert!(
+        pm.head.contains("UnrecognizedClientException"),
+        "{}",
+        pm.head
+    );
     // Unsigned.
     let r = send(&ep, req.to_http(&ep.uri()).unwrap()).await;
     assert_eq!(r.status(), 403);
