@@ -24,6 +24,11 @@ use crate::store::FragmentRecord;
 
 type AckTx = mpsc::UnboundedSender<Bytes>;
 
+/// Most bytes of the producer header (everything before the first cluster).
+const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+/// Most bytes between two fragments (tags, Void) kept while no fragment is open.
+const MAX_GAP_BYTES: u64 = 64 * 1024;
+
 /// Handles `POST /putMedia` (already authenticated).
 pub(crate) async fn put_media(
     ctx: Arc<Ctx>,
@@ -166,6 +171,11 @@ impl Ingest {
         let idle_timeout = self.limits().idle_timeout;
         let mut last_data = Instant::now();
         let mut body_done = false;
+        // One deadline for the whole connection: it fires even while data keeps flowing.
+        let max_age = tokio::time::sleep_until(
+            tokio::time::Instant::from_std(self.started) + self.limits().max_connection_duration,
+        );
+        tokio::pin!(max_age);
         loop {
             if body_done && self.in_flight == 0 {
                 break;
@@ -217,6 +227,10 @@ impl Ingest {
                         }
                     }
                 }
+                _ = &mut max_age, if !body_done => {
+                    self.fail(ErrorId::CONNECTION_DURATION_REACHED);
+                    return;
+                }
                 _ = tokio::time::sleep(wait) => {
                     if body_done {
                         // Waiting only for PERSISTED of what was received.
@@ -224,10 +238,6 @@ impl Ingest {
                             break;
                         }
                         continue;
-                    }
-                    if self.started.elapsed() > self.limits().max_connection_duration {
-                        self.fail(ErrorId::CONNECTION_DURATION_REACHED);
-                        return;
                     }
                     if last_data.elapsed() >= idle_timeout {
                         break;
@@ -275,11 +285,22 @@ impl Ingest {
             return Err(Fail(ErrorId::INVALID_MKV_DATA));
         }
         self.drain(false)?;
-        if let Some(o) = &self.open {
-            let len = self.base + self.buf.len() as u64 - o.cluster_offset;
-            if len > self.limits().max_fragment_bytes {
-                return Err(Fail(ErrorId::FRAGMENT_SIZE_REACHED));
+        let held = self.base + self.buf.len() as u64;
+        match (&self.open, self.header_id) {
+            (Some(o), _) => {
+                if held - o.cluster_offset > self.limits().max_fragment_bytes {
+                    return Err(Fail(ErrorId::FRAGMENT_SIZE_REACHED));
+                }
             }
+            // Everything before the first cluster is kept as the producer header.
+            (None, None) if held > MAX_HEADER_BYTES => {
+                return Err(Fail(ErrorId::INVALID_MKV_DATA));
+            }
+            // Between fragments only small elements (tags) are expected.
+            (None, Some(_)) if held.saturating_sub(self.frag_start) > MAX_GAP_BYTES => {
+                return Err(Fail(ErrorId::INVALID_MKV_DATA));
+            }
+            _ => {}
         }
         Ok(())
     }
