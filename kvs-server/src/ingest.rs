@@ -577,6 +577,18 @@ impl Ingest {
             self.open = Some(o);
             return Err(Fail(E::STREAM_NOT_ACTIVE));
         }
+        // Both bounded by the limits (checked against the index's u32 fields at start-up).
+        let size_bytes = u32::try_from(data.len())
+            .ok()
+            .filter(|n| u64::from(*n) <= self.limits().max_fragment_bytes);
+        let Some(size_bytes) = size_bytes else {
+            self.open = Some(o);
+            return Err(Fail(E::FRAGMENT_SIZE_REACHED));
+        };
+        let Ok(duration_u32) = u32::try_from(duration_ms) else {
+            self.open = Some(o);
+            return Err(Fail(E::FRAGMENT_DURATION_REACHED));
+        };
         self.send(AckEvent::received(o.timecode, o.number.clone()));
         let header_id = self.header_id.unwrap_or(0);
         let retention = self.stream.retention_hours();
@@ -585,8 +597,8 @@ impl Ingest {
             server_timestamp_ms: o.server_ms,
             producer_timestamp_ms: o.producer_ms,
             location: NOT_ON_DISK,
-            size_bytes: u32::try_from(data.len()).unwrap_or(u32::MAX),
-            duration_ms: u32::try_from(duration_ms).unwrap_or(u32::MAX),
+            size_bytes,
+            duration_ms: duration_u32,
             random: o.random,
         };
         let header_to_persist = if retention > 0 {

@@ -75,6 +75,9 @@ pub enum ServerError {
     /// TLS configuration failed.
     #[error("TLS: {0}")]
     Tls(String),
+    /// A configured limit is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// How the server does TLS.
@@ -133,6 +136,27 @@ pub struct Limits {
     pub buffer_bytes: u64,
     /// Retention > 0: recent fragment bytes kept in memory per stream for live readers.
     pub cache_bytes: u64,
+}
+
+impl Limits {
+    /// Checks the limits against what the storage format can hold.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        if self.max_fragment_bytes > store::MAX_FRAGMENT_BYTES {
+            return Err(ServerError::Config(format!(
+                "max_fragment_bytes {} exceeds the storage record limit of {} bytes",
+                self.max_fragment_bytes,
+                store::MAX_FRAGMENT_BYTES
+            )));
+        }
+        if self.max_fragment_duration_ms > u64::from(u32::MAX) {
+            return Err(ServerError::Config(format!(
+                "max_fragment_duration_ms {} exceeds {} ms",
+                self.max_fragment_duration_ms,
+                u32::MAX
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -298,6 +322,7 @@ impl Server {
     /// Recovers the data directory, binds the socket and starts serving in the current tokio
     /// runtime.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        config.limits.validate()?;
         let data_dir = config.data_dir.clone();
         let dd = data_dir.clone();
         let cfg = config.clone();

@@ -29,8 +29,11 @@ const MAGIC: &[u8; 4] = b"KVSF";
 const RECORD_HEADER_LEN: usize = 13;
 const KIND_HEADER: u8 = 1;
 const KIND_FRAGMENT: u8 = 2;
-/// Largest record accepted on recovery (a fragment is at most 50 MB plus its metadata).
+/// Largest record written or accepted on recovery.
 const MAX_RECORD_LEN: u32 = 64 * 1024 * 1024;
+/// Largest fragment a segment record can hold (the record limit less the fragment metadata):
+/// the ceiling of [`crate::Limits::max_fragment_bytes`].
+pub const MAX_FRAGMENT_BYTES: u64 = MAX_RECORD_LEN as u64 - META_LEN as u64;
 const HEADERS_FILE: &str = "headers.log";
 const INDEX_FILE: &str = "index.log";
 
@@ -74,17 +77,18 @@ pub struct RecoveredFragment {
 }
 
 impl RecoveredFragment {
-    /// Its index entry.
-    pub fn index_entry(&self) -> Fragment {
-        Fragment {
+    /// Its index entry; `None` when its length or duration does not fit the index (never
+    /// for records this server wrote).
+    pub fn index_entry(&self) -> Option<Fragment> {
+        Some(Fragment {
             sequence: self.record.seq,
             server_timestamp_ms: self.record.server_ms,
             producer_timestamp_ms: self.record.producer_ms,
             location: self.location.offset,
-            size_bytes: u32::try_from(self.location.len).unwrap_or(u32::MAX),
-            duration_ms: u32::try_from(self.record.duration_ms).unwrap_or(u32::MAX),
+            size_bytes: u32::try_from(self.location.len).ok()?,
+            duration_ms: u32::try_from(self.record.duration_ms).ok()?,
             random: self.record.random,
-        }
+        })
     }
 }
 
@@ -122,8 +126,16 @@ pub struct Recovered {
     pub index_recovery: IndexRecovery,
 }
 
-fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> Bytes {
+fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> io::Result<Bytes> {
     let len: usize = payload_parts.iter().map(|p| p.len()).sum();
+    let len32 = u32::try_from(len)
+        .ok()
+        .filter(|l| *l <= MAX_RECORD_LEN)
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "record of {len} bytes exceeds the {MAX_RECORD_LEN}-byte record limit"
+            ))
+        })?;
     let mut crc = kvs_core::crc32::Crc32::new();
     for p in payload_parts {
         crc.update(p);
@@ -131,12 +143,12 @@ fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> Bytes {
     let mut out = BytesMut::with_capacity(RECORD_HEADER_LEN + len);
     out.put_slice(MAGIC);
     out.put_u8(kind);
-    out.put_u32_le(u32::try_from(len).unwrap_or(u32::MAX));
+    out.put_u32_le(len32);
     out.put_u32_le(crc.finalize());
     for p in payload_parts {
         out.put_slice(p);
     }
-    out.freeze()
+    Ok(out.freeze())
 }
 
 const META_LEN: usize = 52;
@@ -338,7 +350,7 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
     let consistent = rebuilt
         .index
         .iter()
-        .all(|f| by_seq(f.sequence).is_some_and(|d| d.index_entry() == *f));
+        .all(|f| by_seq(f.sequence).is_some_and(|d| d.index_entry() == Some(*f)));
     let mut index = if consistent {
         rebuilt.index
     } else {
@@ -350,7 +362,10 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         if after.is_some_and(|a| f.record.seq <= a) {
             continue;
         }
-        if index.append(f.index_entry()).is_ok() && !rec.rebuilt_from_segments {
+        let Some(entry) = f.index_entry() else {
+            continue;
+        };
+        if index.append(entry).is_ok() && !rec.rebuilt_from_segments {
             rec.appended_from_segments += 1;
         }
     }
@@ -539,7 +554,7 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             s.headers = Some(open_append(&dir.join(HEADERS_FILE))?);
                             sync_dir(&dir)?;
                         }
-                        let rec = encode_record(KIND_HEADER, &[&id.to_le_bytes(), &bytes]);
+                        let rec = encode_record(KIND_HEADER, &[&id.to_le_bytes(), &bytes])?;
                         if let Some(f) = s.headers.as_mut() {
                             f.write_all(&rec)?;
                         }
@@ -578,7 +593,7 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             s.segment = Some((record.seq, f, size));
                         }
                         let meta = fragment_meta(&record);
-                        let rec = encode_record(KIND_FRAGMENT, &[&meta, &data]);
+                        let rec = encode_record(KIND_FRAGMENT, &[&meta, &data])?;
                         let Some((seg, f, size)) = s.segment.as_mut() else {
                             return Err(io::Error::other("no open segment"));
                         };

@@ -189,3 +189,20 @@ async fn unsupported_operations_answer_with_service_errors() {
     assert_eq!(r.status(), 404);
     server.shutdown().await;
 }
+
+/// A fragment limit the storage format cannot hold is refused at start, not clamped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragment_limit_above_the_record_limit_is_refused() {
+    let dir = temp_dir("cfg");
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits.max_fragment_bytes = 100 * 1024 * 1024;
+    let e = kvs_server::Server::bind(config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("max_fragment_bytes"), "{e}");
+    config.limits.max_fragment_bytes = kvs_server::store::MAX_FRAGMENT_BYTES;
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    server.shutdown().await;
+}
