@@ -189,7 +189,12 @@ impl Ctx {
                 continue;
             }
             meta.status = "ACTIVE".into();
+            let legacy = data_dir.join("streams").join(meta.legacy_dir_name());
             let stream = Stream::new(meta, data_dir);
+            if !stream.dir.exists() && legacy.is_dir() {
+                std::fs::rename(&legacy, &stream.dir).map_err(io_err(&legacy))?;
+                store::sync_dir(&data_dir.join("streams")).map_err(io_err(data_dir))?;
+            }
             if stream.dir.exists() {
                 let rec = store::recover(&stream.dir).map_err(io_err(&stream.dir))?;
                 let mut data = lock(&stream.data);

@@ -74,8 +74,20 @@ impl StreamMeta {
         }
     }
 
-    /// Directory name of the stream's data: creation millis first, so no name can form `..`.
+    /// Directory name of the stream's data: creation millis and a short hash of the name (names
+    /// of up to 256 characters would overflow the 255-byte file name limit; the name itself is
+    /// in the metadata file).
     pub fn dir_name(&self) -> String {
+        let hash = kvs_core::sigv4::canonical::sha256_hex(self.name.as_bytes());
+        format!(
+            "{}-{}",
+            self.creation_ms,
+            hash.get(..16).unwrap_or_default()
+        )
+    }
+
+    /// The directory name earlier versions used (`{creation_ms}-{name}`), migrated at start.
+    pub fn legacy_dir_name(&self) -> String {
         format!("{}-{}", self.creation_ms, self.name)
     }
 }
