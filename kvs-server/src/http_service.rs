@@ -185,10 +185,10 @@ impl Ctx {
         };
         let mut keep_dirs = Vec::new();
         for mut meta in metas {
-            if meta.status == "DELETING" {
+            if meta.status == kvs_core::api::StreamStatus::Deleting {
                 continue;
             }
-            meta.status = "ACTIVE".into();
+            meta.status = kvs_core::api::StreamStatus::Active;
             let legacy = data_dir.join("streams").join(meta.legacy_dir_name());
             let stream = Stream::new(meta, data_dir);
             if !stream.dir.exists() && legacy.is_dir() {

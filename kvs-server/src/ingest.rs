@@ -287,11 +287,10 @@ impl Ingest {
         self.drain(false)?;
         let held = self.base + self.buf.len() as u64;
         match (&self.open, self.header_id) {
-            (Some(o), _) => {
-                if held - o.cluster_offset > self.limits().max_fragment_bytes {
-                    return Err(Fail(ErrorId::FRAGMENT_SIZE_REACHED));
-                }
+            (Some(o), _) if held - o.cluster_offset > self.limits().max_fragment_bytes => {
+                return Err(Fail(ErrorId::FRAGMENT_SIZE_REACHED));
             }
+            (Some(_), _) => {}
             // Everything before the first cluster is kept as the producer header.
             (None, None) if held > MAX_HEADER_BYTES => {
                 return Err(Fail(ErrorId::INVALID_MKV_DATA));

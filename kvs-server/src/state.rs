@@ -28,7 +28,7 @@ pub struct StreamMeta {
     /// Version, rotated on every metadata change.
     pub version: String,
     /// Lifecycle status.
-    pub status: String,
+    pub status: StreamStatus,
     /// Device name.
     pub device_name: Option<String>,
     /// Media type.
@@ -51,7 +51,7 @@ impl StreamMeta {
 
     /// The status as the API enum.
     pub fn status(&self) -> StreamStatus {
-        self.status.parse().unwrap_or(StreamStatus::Active)
+        self.status
     }
 
     /// The storage tier as the API enum.
@@ -381,28 +381,59 @@ impl Stream {
     }
 }
 
-/// A counted connection slot, released on drop.
-pub struct Slot<'a>(&'a AtomicUsize);
+/// Which per-stream connection count a [`Slot`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// GetMedia.
+    GetMedia,
+    /// GetMediaForFragmentList.
+    FragmentList,
+}
 
-impl<'a> Slot<'a> {
+/// A counted connection slot on a stream, released on drop.
+#[derive(Debug)]
+pub struct Slot {
+    stream: Arc<Stream>,
+    kind: SlotKind,
+}
+
+impl Slot {
+    fn counter(stream: &Stream, kind: SlotKind) -> &AtomicUsize {
+        match kind {
+            SlotKind::GetMedia => &stream.consumers,
+            SlotKind::FragmentList => &stream.list_consumers,
+        }
+    }
+
     /// Takes a slot if fewer than `max` are taken.
-    pub fn acquire(counter: &'a AtomicUsize, max: usize) -> Option<Slot<'a>> {
+    pub fn acquire(stream: &Arc<Stream>, kind: SlotKind, max: usize) -> Option<Slot> {
+        let counter = Self::counter(stream, kind);
         let mut cur = counter.load(Ordering::SeqCst);
         loop {
             if cur >= max {
                 return None;
             }
             match counter.compare_exchange(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => return Some(Slot(counter)),
+                Ok(_) => {
+                    return Some(Slot {
+                        stream: stream.clone(),
+                        kind,
+                    });
+                }
                 Err(now) => cur = now,
             }
         }
     }
+
+    /// The stream.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        Self::counter(&self.stream, self.kind).fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -436,4 +467,20 @@ pub fn new_version() -> String {
     raw.iter()
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_stored_as_the_api_string() {
+        let text = r#"{"name":"a","creation_ms":1,"version":"v","status":"DELETING",
+            "device_name":null,"media_type":null,"kms_key_id":"k","retention_hours":0,
+            "tags":{},"storage_tier":"HOT"}"#;
+        let meta: StreamMeta = serde_json::from_str(text).unwrap();
+        assert_eq!(meta.status, StreamStatus::Deleting);
+        let back = serde_json::to_value(&meta).unwrap();
+        assert_eq!(back["status"], "DELETING");
+    }
 }
