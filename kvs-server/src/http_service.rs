@@ -234,6 +234,7 @@ impl Ctx {
         }
         let writer = Writer::start(WriterConfig {
             segment_bytes: config.limits.segment_bytes,
+            faults: config.store_faults.clone(),
         })
         .map_err(io_err(data_dir))?;
         let prepared = Prepared {

@@ -602,7 +602,7 @@ impl Ingest {
         };
         let header_to_persist = if retention > 0 {
             let mut d = lock(&self.stream.data);
-            if d.durable_headers.insert(header_id) {
+            if !d.durable_headers.contains(&header_id) && d.submitted_headers.insert(header_id) {
                 d.headers.get(&header_id).cloned()
             } else {
                 None
@@ -616,11 +616,19 @@ impl Ingest {
             if h.write_document_start(&mut bytes).is_ok() {
                 // Stored as EBML header + Segment + header elements: ProducerHeader::parse reads
                 // it back. Written before any fragment job that needs it.
+                let stream = self.stream.clone();
                 self.ctx.writer.append_header(
                     dir.clone(),
                     header_id,
                     bytes.freeze(),
-                    Box::new(|_| {}),
+                    Box::new(move |result| {
+                        let mut d = lock(&stream.data);
+                        if result.is_ok() {
+                            d.durable_headers.insert(header_id);
+                        } else {
+                            d.submitted_headers.remove(&header_id);
+                        }
+                    }),
                 );
             }
         }

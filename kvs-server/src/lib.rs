@@ -255,6 +255,8 @@ pub struct ServerConfig {
     /// Enforce the service's per-stream control-plane TPS quotas (5 calls per second per stream
     /// and operation; ClientLimitExceededException beyond). Off by default.
     pub enforce_quotas: bool,
+    /// Storage fault injection (tests); `None` by default.
+    pub store_faults: Option<store::Faults>,
 }
 
 impl ServerConfig {
@@ -271,6 +273,7 @@ impl ServerConfig {
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             enforce_quotas: false,
+            store_faults: None,
         }
     }
 }

@@ -145,8 +145,11 @@ pub struct StreamData {
     pub header_runs: BTreeMap<u64, u64>,
     /// Producer headers by id.
     pub headers: HashMap<u64, Arc<ProducerHeader>>,
-    /// Headers already durable on disk.
+    /// Headers durable on disk (marked when their write completed successfully).
     pub durable_headers: std::collections::HashSet<u64>,
+    /// Headers handed to the writer and not failed (a failed one is written again by the next
+    /// fragment that needs it; the writer fails fragments whose header failed).
+    pub submitted_headers: std::collections::HashSet<u64>,
     /// Segment files on disk, by id (the sequence of the first fragment stored in each).
     pub segments: BTreeSet<u64>,
     /// Next sequence number.

@@ -442,6 +442,9 @@ struct OpenStream {
     headers: Option<File>,
     segment: Option<(u64, File, u64)>,
     index: Option<File>,
+    /// Headers whose write or sync failed: fragments that need them fail too (until the header
+    /// is written again successfully).
+    failed_headers: std::collections::HashSet<u64>,
 }
 
 impl OpenStream {
@@ -458,11 +461,47 @@ impl OpenStream {
     }
 }
 
-/// Rotation size of segment files.
-#[derive(Debug, Clone, Copy)]
+/// A write or sync the writer performs (for fault injection in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultPoint {
+    /// Appending a header record.
+    HeaderWrite,
+    /// The per-batch fsync of a header log.
+    HeaderSync,
+    /// Appending a fragment record.
+    SegmentWrite,
+    /// The per-batch fsync of a segment.
+    SegmentSync,
+    /// The fsync of a segment that is being rotated out.
+    RotateSync,
+}
+
+/// Fault injection: called before each [`FaultPoint`] with the stream directory; an error
+/// makes that operation fail as if the file system had failed it.
+#[derive(Clone)]
+pub struct Faults(pub std::sync::Arc<dyn Fn(FaultPoint, &Path) -> io::Result<()> + Send + Sync>);
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Faults(..)")
+    }
+}
+
+fn check(faults: &Option<Faults>, point: FaultPoint, dir: &Path) -> io::Result<()> {
+    match faults {
+        Some(Faults(f)) => f(point, dir),
+        None => Ok(()),
+    }
+}
+
+/// Writer settings.
+#[derive(Debug, Clone)]
 pub struct WriterConfig {
     /// A new segment starts once the current one exceeds this many bytes.
     pub segment_bytes: u64,
+    /// Fault injection (tests); `None` in production.
+    pub faults: Option<Faults>,
 }
 
 impl Writer {
@@ -539,6 +578,11 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
         let mut touched_headers: Vec<PathBuf> = Vec::new();
         let mut touched_segments: Vec<PathBuf> = Vec::new();
         let mut after: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+        // Streams whose durability failed in this batch: every job of the batch fails.
+        let mut failed: Vec<PathBuf> = Vec::new();
+        // Headers written in this batch, by stream (failed too when their sync fails).
+        let mut batch_headers: Vec<(PathBuf, u64)> = Vec::new();
+        let faults = &config.faults;
         for job in batch {
             match job {
                 Job::Header {
@@ -555,11 +599,19 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             sync_dir(&dir)?;
                         }
                         let rec = encode_record(KIND_HEADER, &[&id.to_le_bytes(), &bytes])?;
+                        check(faults, FaultPoint::HeaderWrite, &dir)?;
                         if let Some(f) = s.headers.as_mut() {
                             f.write_all(&rec)?;
                         }
                         Ok(None)
                     })();
+                    let s = open.entry(dir.clone()).or_default();
+                    if result.is_ok() {
+                        s.failed_headers.remove(&id);
+                        batch_headers.push((dir.clone(), id));
+                    } else {
+                        s.failed_headers.insert(id);
+                    }
                     if result.is_ok() && !touched_headers.contains(&dir) {
                         touched_headers.push(dir);
                     }
@@ -574,6 +626,12 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                 } => {
                     let result = (|| {
                         let s = open.entry(dir.clone()).or_default();
+                        if s.failed_headers.contains(&record.header_id) {
+                            return Err(io::Error::other(format!(
+                                "producer header {} of this fragment was not stored",
+                                record.header_id
+                            )));
+                        }
                         let rotate = match &s.segment {
                             None => true,
                             Some((_, _, size)) => *size >= config.segment_bytes,
@@ -581,9 +639,16 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                         if rotate {
                             fs::create_dir_all(&dir)?;
                             if let Some((_, f, _)) = s.segment.take() {
-                                f.sync_data()?;
-                                if let Some(ix) = &s.index {
-                                    ix.sync_data()?;
+                                let synced = check(faults, FaultPoint::RotateSync, &dir)
+                                    .and_then(|()| f.sync_data())
+                                    .and_then(|()| match &s.index {
+                                        Some(ix) => ix.sync_data(),
+                                        None => Ok(()),
+                                    });
+                                if let Err(e) = synced {
+                                    // Earlier jobs of this batch wrote to that segment too.
+                                    failed.push(dir.clone());
+                                    return Err(e);
                                 }
                             }
                             let path = dir.join(segment_name(record.seq));
@@ -598,7 +663,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             return Err(io::Error::other("no open segment"));
                         };
                         let offset = *size + (RECORD_HEADER_LEN + meta.len()) as u64;
-                        if let Err(e) = f.write_all(&rec) {
+                        if let Err(e) = check(faults, FaultPoint::SegmentWrite, &dir)
+                            .and_then(|()| f.write_all(&rec))
+                        {
                             // Cut what may have been written so the segment stays consistent.
                             let _ = f.set_len(*size);
                             return Err(e);
@@ -652,17 +719,24 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
             }
         }
         // Headers first: a fragment must never be durable without its header.
-        let mut failed: Vec<PathBuf> = Vec::new();
         for dir in &touched_headers {
-            if let Some(f) = open.get(dir).and_then(|s| s.headers.as_ref())
-                && f.sync_data().is_err()
+            if let Some(s) = open.get_mut(dir)
+                && let Some(f) = s.headers.as_ref()
+                && check(faults, FaultPoint::HeaderSync, dir)
+                    .and_then(|()| f.sync_data())
+                    .is_err()
             {
                 failed.push(dir.clone());
+                for (_, id) in batch_headers.iter().filter(|(d, _)| d == dir) {
+                    s.failed_headers.insert(*id);
+                }
             }
         }
         for dir in &touched_segments {
             if let Some((_, f, _)) = open.get(dir).and_then(|s| s.segment.as_ref())
-                && f.sync_data().is_err()
+                && check(faults, FaultPoint::SegmentSync, dir)
+                    .and_then(|()| f.sync_data())
+                    .is_err()
             {
                 failed.push(dir.clone());
             }
@@ -692,7 +766,11 @@ mod tests {
     fn records_round_trip_and_tail_is_cut() {
         let dir = std::env::temp_dir().join(format!("kvs-store-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let writer = Writer::start(WriterConfig { segment_bytes: 100 }).unwrap();
+        let writer = Writer::start(WriterConfig {
+            segment_bytes: 100,
+            faults: None,
+        })
+        .unwrap();
         let (tx, rx) = mpsc::channel();
         let t = tx.clone();
         writer.append_header(
@@ -789,5 +867,130 @@ mod tests {
         assert_eq!(fixed.index.len(), 5);
         assert_eq!(fixed.index.first().unwrap().location, locs[0].offset);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn record(seq: u64, header_id: u64) -> (FragmentRecord, Fragment) {
+        let record = FragmentRecord {
+            seq,
+            server_ms: 1000 + seq,
+            producer_ms: 2000 + seq,
+            duration_ms: 10,
+            header_id,
+            timecode: seq * 10,
+            random: 0,
+        };
+        let entry = Fragment {
+            sequence: seq,
+            server_timestamp_ms: 1000 + seq,
+            producer_timestamp_ms: 2000 + seq,
+            location: 0,
+            size_bytes: 60,
+            duration_ms: 10,
+            random: 0,
+        };
+        (record, entry)
+    }
+
+    type Results = mpsc::Receiver<(u64, bool)>;
+
+    fn send_fragment(
+        w: &Writer,
+        dir: &Path,
+        seq: u64,
+        header: u64,
+        tx: &mpsc::Sender<(u64, bool)>,
+    ) {
+        let (record, entry) = record(seq, header);
+        let t = tx.clone();
+        w.append_fragment(
+            dir.to_owned(),
+            record,
+            entry,
+            Bytes::from(vec![1u8; 60]),
+            Box::new(move |r| t.send((seq, r.is_ok())).unwrap()),
+        );
+    }
+
+    fn send_header(w: &Writer, dir: &Path, id: u64, tx: &mpsc::Sender<(u64, bool)>) {
+        let t = tx.clone();
+        w.append_header(
+            dir.to_owned(),
+            id,
+            Bytes::from_static(b"head"),
+            Box::new(move |r| t.send((u64::MAX - id, r.is_ok())).unwrap()),
+        );
+    }
+
+    fn collect(rx: &Results, n: usize) -> BTreeMap<u64, bool> {
+        (0..n).map(|_| rx.recv().unwrap()).collect()
+    }
+
+    fn faulty(
+        segment_bytes: u64,
+        hook: impl Fn(FaultPoint, &Path) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Writer {
+        Writer::start(WriterConfig {
+            segment_bytes,
+            faults: Some(Faults(std::sync::Arc::new(hook))),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn fragments_fail_when_their_header_was_not_stored() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = std::env::temp_dir().join(format!("kvs-store-hdr-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let broken = std::sync::Arc::new(AtomicBool::new(true));
+        let b = broken.clone();
+        let w = faulty(1 << 20, move |p, _| {
+            if p == FaultPoint::HeaderSync && b.load(Ordering::SeqCst) {
+                Err(io::Error::other("injected header fsync failure"))
+            } else {
+                Ok(())
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        assert!(!collect(&rx, 1)[&(u64::MAX - 7)]);
+        // A later batch: the fragment needs header 7, which never became durable.
+        send_fragment(&w, &dir, 0, 7, &tx);
+        assert!(!collect(&rx, 1)[&0]);
+        // Written again successfully: fragments that need it are stored.
+        broken.store(false, Ordering::SeqCst);
+        send_header(&w, &dir, 7, &tx);
+        assert!(collect(&rx, 1)[&(u64::MAX - 7)]);
+        send_fragment(&w, &dir, 1, 7, &tx);
+        assert!(collect(&rx, 1)[&1]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn failed_rotation_sync_fails_every_job_of_the_batch() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-rot-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let w = faulty(100, |p, _| match p {
+            // Holds the writer so the next jobs queue up into one batch.
+            FaultPoint::HeaderWrite => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok(())
+            }
+            FaultPoint::RotateSync => Err(io::Error::other("injected rotation fsync failure")),
+            _ => Ok(()),
+        });
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // One batch: fragment 0 opens a segment, fragment 1 rotates it out (its sync fails).
+        send_fragment(&w, &dir, 0, 7, &tx);
+        send_fragment(&w, &dir, 1, 7, &tx);
+        let r = collect(&rx, 3);
+        assert!(r[&(u64::MAX - 7)]);
+        assert!(!r[&1], "{r:?}");
+        assert!(
+            !r[&0],
+            "fragment 0 was written to the segment whose sync failed: {r:?}"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 }
