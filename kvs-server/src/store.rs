@@ -480,7 +480,10 @@ pub enum FaultPoint {
 /// Fault injection: called before each [`FaultPoint`] with the stream directory; an error
 /// makes that operation fail as if the file system had failed it.
 #[derive(Clone)]
-pub struct Faults(pub std::sync::Arc<dyn Fn(FaultPoint, &Path) -> io::Result<()> + Send + Sync>);
+pub struct Faults(pub std::sync::Arc<FaultHook>);
+
+/// The fault-injection callback of [`Faults`].
+pub type FaultHook = dyn Fn(FaultPoint, &Path) -> io::Result<()> + Send + Sync;
 
 impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
