@@ -539,3 +539,61 @@ async fn metadata_between_fragments_counts_for_the_next_fragment() {
     );
     server.shutdown().await;
 }
+
+/// A fragment whose write fails (ERROR 5001) is invisible to every reader afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_failure_hides_the_fragment() {
+    use kvs_server::store::{FaultPoint, Faults};
+    let dir = temp_dir("fault");
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = fast_limits();
+    config.store_faults = Some(Faults(std::sync::Arc::new(|p, _: &std::path::Path| {
+        if p == FaultPoint::SegmentSync {
+            Err(std::io::Error::other("injected fsync failure"))
+        } else {
+            Ok(())
+        }
+    })));
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "lost", 1).await;
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("lost")).await;
+    assert!(pm.send(&producer.header()).await);
+    assert!(pm.send(&producer.fragment(3, 100)).await);
+    let acks = pm.acks_until(|a| a.event_type == AckEventType::Error).await;
+    let err = acks.last().unwrap();
+    assert_eq!(err.event_type, AckEventType::Error, "{acks:?}");
+    assert_eq!(
+        err.error_id,
+        Some(kvs_core::ack::ErrorId::FRAGMENT_ARCHIVAL_ERROR)
+    );
+    assert!(persisted(&acks).is_empty());
+    let all = call_raw(
+        &ep,
+        &get_media("lost", StartSelector::new(StartSelectorType::Earliest)),
+    )
+    .await;
+    assert!(decode(all.body()).fragments.is_empty());
+    let list = call(
+        &ep,
+        &ListFragmentsRequest {
+            stream_name: Some("lost".into()),
+            stream_arn: None,
+            max_results: None,
+            next_token: None,
+            fragment_selector: Some(FragmentSelector {
+                fragment_selector_type: TimestampSelectorType::ServerTimestamp,
+                timestamp_range: TimestampRange {
+                    start_timestamp: Timestamp::from_millis(0),
+                    end_timestamp: Timestamp::from_millis(now_ms() + 60_000),
+                },
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(list.fragments.is_empty());
+    server.shutdown().await;
+}
