@@ -51,10 +51,15 @@ impl HttpBody for ChannelBody {
     }
 }
 
-/// A body fed by an unbounded channel (PutMedia ACKs).
-pub(crate) struct UnboundedBody(pub mpsc::UnboundedReceiver<Bytes>);
+/// A body fed by an unbounded channel (PutMedia ACKs) whose producer bounds it: `queued` counts
+/// the lines not yet taken, and `drained` wakes the producer when lines are taken.
+pub(crate) struct AckBody {
+    pub(crate) rx: mpsc::UnboundedReceiver<Bytes>,
+    pub(crate) queued: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) drained: Arc<tokio::sync::Notify>,
+}
 
-impl HttpBody for UnboundedBody {
+impl HttpBody for AckBody {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -62,8 +67,13 @@ impl HttpBody for UnboundedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.0.poll_recv(cx) {
-            Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(b)) => {
+                self.queued
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                self.drained.notify_one();
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

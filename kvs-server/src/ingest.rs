@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -18,7 +18,7 @@ use kvs_core::mkv::getmedia::ProducerHeader;
 use kvs_core::mkv::reader::{Event, MkvReader};
 use tokio::sync::mpsc;
 
-use crate::http_service::{Body, Ctx, UnboundedBody, error_response, full, trim_buffer};
+use crate::http_service::{AckBody, Body, Ctx, error_response, full, trim_buffer};
 use crate::state::{NOT_ON_DISK, PendingFragment, PendingState, Stream, lock};
 use crate::store::FragmentRecord;
 
@@ -64,7 +64,11 @@ pub(crate) async fn put_media(
     // ACKs, but opens no new fragment.
     stream.producer.store(conn_id, Ordering::SeqCst);
     let (tx, rx) = mpsc::unbounded_channel();
-    let ingest = Ingest::new(ctx, stream, &req, conn_id, tx);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let mut ingest = Ingest::new(ctx, stream, &req, conn_id, tx);
+    ingest.queued_acks = queued.clone();
+    ingest.acks_drained = drained.clone();
     tokio::spawn(ingest.run(body));
     let head = PutMediaRequest::response_head(&rid);
     let (mut parts, _) = full(head).into_parts();
@@ -72,7 +76,12 @@ pub(crate) async fn put_media(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    http::Response::from_parts(parts, BodyExt::boxed_unsync(UnboundedBody(rx)))
+    let body = AckBody {
+        rx,
+        queued,
+        drained,
+    };
+    http::Response::from_parts(parts, BodyExt::boxed_unsync(body))
 }
 
 /// Why ingest stopped with an ERROR ACK.
@@ -121,6 +130,10 @@ struct Ingest {
     in_flight: usize,
     /// A newer connection took over the stream: no new fragment is opened here.
     superseded: bool,
+    /// ACK lines sent and not yet taken by the response body.
+    queued_acks: Arc<AtomicUsize>,
+    /// Signalled when the response body takes an ACK line.
+    acks_drained: Arc<tokio::sync::Notify>,
 }
 
 impl Ingest {
@@ -155,11 +168,21 @@ impl Ingest {
             persist_rx,
             in_flight: 0,
             superseded: false,
+            queued_acks: Arc::new(AtomicUsize::new(0)),
+            acks_drained: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     fn send(&self, ack: AckEvent) {
-        let _ = self.tx.send(Bytes::from(ack.to_vec()));
+        if self.tx.send(Bytes::from(ack.to_vec())).is_ok() {
+            self.queued_acks.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the connection's queues are full: the request body is not read meanwhile.
+    fn backlogged(&self) -> bool {
+        self.in_flight >= self.limits().max_pending_fragments
+            || self.queued_acks.load(Ordering::SeqCst) >= self.limits().max_queued_acks
     }
 
     fn limits(&self) -> &crate::Limits {
@@ -181,8 +204,15 @@ impl Ingest {
                 break;
             }
             let wait = idle_every.min(idle_timeout);
+            let backlogged = self.backlogged();
+            if self.in_flight >= self.limits().max_pending_fragments {
+                // Waiting for the disk is not idling (a producer that reads no ACKs is).
+                last_data = Instant::now();
+            }
+            let drained = self.acks_drained.clone();
             tokio::select! {
-                frame = body.frame(), if !body_done => {
+                _ = drained.notified(), if backlogged => {}
+                frame = body.frame(), if !body_done && !backlogged => {
                     match frame {
                         Some(Ok(f)) => {
                             if let Ok(data) = f.into_data() {

@@ -136,6 +136,12 @@ pub struct Limits {
     pub buffer_bytes: u64,
     /// Retention > 0: recent fragment bytes kept in memory per stream for live readers.
     pub cache_bytes: u64,
+    /// PutMedia: most fragments of one connection waiting to be persisted; the request body is
+    /// not read while more are pending.
+    pub max_pending_fragments: usize,
+    /// PutMedia: most ACK lines of one connection not yet taken by the response; the request
+    /// body is not read while more are queued.
+    pub max_queued_acks: usize,
 }
 
 impl Limits {
@@ -179,6 +185,8 @@ impl Default for Limits {
             buffer_duration: Duration::from_secs(300),
             buffer_bytes: 200 * 1024 * 1024,
             cache_bytes: 64 * 1024 * 1024,
+            max_pending_fragments: 16,
+            max_queued_acks: 64,
         }
     }
 }

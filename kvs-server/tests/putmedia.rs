@@ -597,3 +597,58 @@ async fn persist_failure_hides_the_fragment() {
     assert!(list.fragments.is_empty());
     server.shutdown().await;
 }
+
+/// While the disk is slow, a connection holds at most `max_pending_fragments` unpersisted
+/// fragments: the request body is not read meanwhile (and nothing is lost afterwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_fragments_per_connection_are_bounded() {
+    use kvs_server::store::{FaultPoint, Faults};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stalled = std::sync::Arc::new(AtomicBool::new(true));
+    let s = stalled.clone();
+    let dir = temp_dir("slow");
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = fast_limits();
+    config.limits.max_pending_fragments = 2;
+    config.store_faults = Some(Faults(std::sync::Arc::new(
+        move |p, _: &std::path::Path| {
+            while p == FaultPoint::SegmentWrite && s.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        },
+    )));
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "slow", 1).await;
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("slow")).await;
+    assert!(pm.send(&producer.header()).await);
+    for _ in 0..12 {
+        assert!(pm.send(&producer.fragment(2, 1000)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut acks = Vec::new();
+    while let Ok(a) = pm.acks.try_recv() {
+        acks.push(a);
+    }
+    let received = acks
+        .iter()
+        .filter(|a| a.event_type == AckEventType::Received)
+        .count();
+    assert!(
+        received <= 3,
+        "{received} fragments taken while the disk stalls"
+    );
+    stalled.store(false, Ordering::SeqCst);
+    pm.finish().await;
+    while persisted(&acks).len() < 12 {
+        let more = pm
+            .acks_until(|a| a.event_type == AckEventType::Persisted)
+            .await;
+        assert!(!more.is_empty(), "{acks:?}");
+        acks.extend(more);
+    }
+    server.shutdown().await;
+}
