@@ -245,6 +245,7 @@ impl Ctx {
         let writer = Writer::start(WriterConfig {
             segment_bytes: config.limits.segment_bytes,
             faults: config.store_faults.clone(),
+            max_open_streams: config.limits.max_open_streams,
         })
         .map_err(io_err(data_dir))?;
         let prepared = Prepared {

@@ -142,6 +142,9 @@ pub struct Limits {
     /// PutMedia: most ACK lines of one connection not yet taken by the response; the request
     /// body is not read while more are queued.
     pub max_queued_acks: usize,
+    /// Most streams whose storage files the writer keeps open (least recently used ones are
+    /// synced and closed beyond it).
+    pub max_open_streams: usize,
 }
 
 impl Limits {
@@ -187,6 +190,7 @@ impl Default for Limits {
             cache_bytes: 64 * 1024 * 1024,
             max_pending_fragments: 16,
             max_queued_acks: 64,
+            max_open_streams: 256,
         }
     }
 }

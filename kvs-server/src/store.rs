@@ -445,6 +445,36 @@ struct OpenStream {
     /// Headers whose write or sync failed: fragments that need them fail too (until the header
     /// is written again successfully).
     failed_headers: std::collections::HashSet<u64>,
+    /// Batch number of the last job that used these files (LRU).
+    used: u64,
+}
+
+impl OpenStream {
+    /// Syncs and closes every file (LRU eviction, Forget).
+    fn close(self) {
+        if let Some((_, f, _)) = &self.segment {
+            let _ = f.sync_data();
+        }
+        if let Some(f) = &self.index {
+            let _ = f.sync_data();
+        }
+        if let Some(f) = &self.headers {
+            let _ = f.sync_data();
+        }
+    }
+}
+
+/// The newest segment of `dir` for fragment `seq` to continue, when it has room.
+fn reopen_segment(dir: &Path, seq: u64, limit: u64) -> io::Result<Option<(u64, File, u64)>> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let Some(id) = segment_ids(dir)?.into_iter().rev().find(|id| *id <= seq) else {
+        return Ok(None);
+    };
+    let f = open_append(&dir.join(segment_name(id)))?;
+    let size = f.metadata()?.len();
+    Ok((size < limit).then_some((id, f, size)))
 }
 
 impl OpenStream {
@@ -505,6 +535,9 @@ pub struct WriterConfig {
     pub segment_bytes: u64,
     /// Fault injection (tests); `None` in production.
     pub faults: Option<Faults>,
+    /// Most streams whose files stay open (up to 3 descriptors each); the least recently used
+    /// ones beyond it are synced and closed.
+    pub max_open_streams: usize,
 }
 
 impl Writer {
@@ -569,7 +602,9 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
     let mut open: HashMap<PathBuf, OpenStream> = HashMap::new();
+    let mut batch_no = 0u64;
     while let Ok(first) = rx.recv() {
+        batch_no += 1;
         let mut batch = vec![first];
         while batch.len() < 256 {
             match rx.try_recv() {
@@ -629,6 +664,11 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                 } => {
                     let result = (|| {
                         let s = open.entry(dir.clone()).or_default();
+                        if s.segment.is_none() {
+                            // Files closed by the LRU (or a restart): continue the newest
+                            // segment rather than starting a small one.
+                            s.segment = reopen_segment(&dir, record.seq, config.segment_bytes)?;
+                        }
                         if s.failed_headers.contains(&record.header_id) {
                             return Err(io::Error::other(format!(
                                 "producer header {} of this fragment was not stored",
@@ -712,8 +752,8 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                     let _ = sync_dir(&dir);
                 }
                 Job::Forget { dir, done } => {
-                    if let Some(ix) = open.remove(&dir).and_then(|s| s.index) {
-                        let _ = ix.sync_data();
+                    if let Some(s) = open.remove(&dir) {
+                        s.close();
                     }
                     touched_headers.retain(|d| d != &dir);
                     touched_segments.retain(|d| d != &dir);
@@ -758,6 +798,31 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
         for f in after {
             f();
         }
+        for s in open.values_mut() {
+            if s.used == 0 {
+                s.used = batch_no;
+            }
+        }
+        for dir in touched_headers.iter().chain(&touched_segments) {
+            if let Some(s) = open.get_mut(dir) {
+                s.used = batch_no;
+            }
+        }
+        // Bounded descriptors: close the least recently used streams' files.
+        while open.len() > config.max_open_streams.max(1) {
+            // Streams with a failed header keep their state (their fragments must keep failing).
+            let Some(lru) = open
+                .iter()
+                .filter(|(_, s)| s.failed_headers.is_empty())
+                .min_by_key(|(_, s)| s.used)
+                .map(|(d, _)| d.clone())
+            else {
+                break;
+            };
+            if let Some(s) = open.remove(&lru) {
+                s.close();
+            }
+        }
     }
 }
 
@@ -772,6 +837,7 @@ mod tests {
         let writer = Writer::start(WriterConfig {
             segment_bytes: 100,
             faults: None,
+            max_open_streams: 8,
         })
         .unwrap();
         let (tx, rx) = mpsc::channel();
@@ -935,6 +1001,7 @@ mod tests {
         Writer::start(WriterConfig {
             segment_bytes,
             faults: Some(Faults(std::sync::Arc::new(hook))),
+            max_open_streams: 8,
         })
         .unwrap()
     }
@@ -995,5 +1062,52 @@ mod tests {
             "fragment 0 was written to the segment whose sync failed: {r:?}"
         );
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Open descriptors of this process under `root`.
+    fn fds_under(root: &Path) -> usize {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .filter(|p| p.starts_with(root))
+            .count()
+    }
+
+    #[test]
+    fn open_files_are_bounded_by_an_lru() {
+        let root = std::env::temp_dir().join(format!("kvs-store-lru-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 1 << 20,
+            faults: None,
+            max_open_streams: 2,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let dirs: Vec<PathBuf> = (0..6).map(|i| root.join(format!("s{i}"))).collect();
+        for round in 0..2u64 {
+            for d in &dirs {
+                if round == 0 {
+                    send_header(&w, d, 7, &tx);
+                    collect(&rx, 1);
+                }
+                send_fragment(&w, d, round, 7, &tx);
+                assert!(collect(&rx, 1)[&round]);
+            }
+        }
+        // At most two streams' files (3 each) stay open.
+        assert!(
+            fds_under(&root) <= 6,
+            "{} descriptors open",
+            fds_under(&root)
+        );
+        for d in &dirs {
+            // Reopened streams continued their segment instead of starting a new one.
+            assert_eq!(segment_ids(d).unwrap(), vec![0]);
+            let rec = recover(d).unwrap();
+            assert_eq!(rec.index.len(), 2);
+        }
+        let _ = fs::remove_dir_all(&root);
     }
 }
