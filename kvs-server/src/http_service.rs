@@ -206,7 +206,16 @@ impl Ctx {
                 store::sync_dir(&data_dir.join("streams")).map_err(io_err(data_dir))?;
             }
             if stream.dir.exists() {
-                let rec = store::recover(&stream.dir).map_err(io_err(&stream.dir))?;
+                let hours = u64::try_from(stream.retention_hours()).unwrap_or(0);
+                let cutoff = if hours > 0 {
+                    config
+                        .clock
+                        .now_ms()
+                        .saturating_sub(hours.saturating_mul(3_600_000))
+                } else {
+                    0
+                };
+                let rec = store::recover(&stream.dir, cutoff).map_err(io_err(&stream.dir))?;
                 let mut data = lock(&stream.data);
                 for (id, bytes) in rec.headers {
                     if let Ok(h) = ProducerHeader::parse(bytes) {
@@ -223,6 +232,9 @@ impl Ctx {
                 data.index = rec.index;
                 data.header_runs = rec.header_runs;
                 data.segments = rec.segments;
+                if let Some(first) = data.index.first().map(|f| f.sequence) {
+                    data.forget_headers_before(first);
+                }
                 let newest = data.index.last().map(|f| f.sequence);
                 drop(data);
                 if let Some(seq) = newest {

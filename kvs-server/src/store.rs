@@ -103,6 +103,8 @@ pub struct IndexRecovery {
     pub appended_from_segments: usize,
     /// True when the log disagreed with the segments and the index was rebuilt from them.
     pub rebuilt_from_segments: bool,
+    /// Segments read in full with CRC checks (the newest one, or all when the log disagreed).
+    pub segments_fully_scanned: usize,
 }
 
 /// Everything recovered for one stream directory.
@@ -190,12 +192,14 @@ fn parse_fragment_meta(p: &[u8]) -> Option<(FragmentRecord, usize)> {
     ))
 }
 
-/// Reads records from `file` until the end or the first bad one; returns (records with their
-/// payload offsets, the length of the valid prefix).
-/// One record read back: kind, offset of its payload, payload.
-type RawRecord = (u8, u64, Vec<u8>);
+/// One record read back: kind, offset of its payload, payload length, payload (or, in a light
+/// scan, its first [`META_LEN`] bytes).
+type RawRecord = (u8, u64, u64, Vec<u8>);
 
-fn scan_records(path: &Path) -> io::Result<(Vec<RawRecord>, u64, u64)> {
+/// Reads records from `path` until the end or the first bad one; returns (records, the length
+/// of the valid prefix, the file length). A full scan reads and CRC-checks every payload; a
+/// light scan (sealed, fsynced segments) reads only record heads and fragment metadata.
+fn scan_records(path: &Path, full: bool) -> io::Result<(Vec<RawRecord>, u64, u64)> {
     let mut file = File::open(path)?;
     let total = file.metadata()?.len();
     let mut records = Vec::new();
@@ -216,12 +220,22 @@ fn scan_records(path: &Path) -> io::Result<(Vec<RawRecord>, u64, u64)> {
         if len > MAX_RECORD_LEN || total - pos - (RECORD_HEADER_LEN as u64) < u64::from(len) {
             break;
         }
-        let mut payload = vec![0u8; len as usize];
+        let read = if full {
+            len as usize
+        } else {
+            (len as usize).min(META_LEN)
+        };
+        let mut payload = vec![0u8; read];
         file.read_exact(&mut payload)?;
-        if kvs_core::crc32::crc32(&payload) != crc {
+        if full && kvs_core::crc32::crc32(&payload) != crc {
             break;
         }
-        records.push((kind, pos + RECORD_HEADER_LEN as u64, payload));
+        records.push((
+            kind,
+            pos + RECORD_HEADER_LEN as u64,
+            u64::from(len),
+            payload,
+        ));
         pos += RECORD_HEADER_LEN as u64 + u64::from(len);
     }
     Ok((records, pos, total))
@@ -261,16 +275,17 @@ fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Recovers a stream directory: cuts partial tails of the header log, the segments and the index
 /// log, rebuilds the [`FragmentIndex`] from its log and cross-checks it against the segments.
-pub fn recover(dir: &Path) -> io::Result<Recovered> {
+/// Fragments with a server timestamp before `cutoff_ms` (retention; 0 for none) are left out.
+pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     let mut out = Recovered::default();
     let headers_path = dir.join(HEADERS_FILE);
     if headers_path.exists() {
-        let (records, valid, total) = scan_records(&headers_path)?;
+        let (records, valid, total) = scan_records(&headers_path, true)?;
         if valid < total {
             truncate_to(&headers_path, valid)?;
             out.truncated_bytes += total - valid;
         }
-        for (kind, _, payload) in records {
+        for (kind, _, _, payload) in records {
             if kind == KIND_HEADER && payload.len() >= 8 {
                 let mut id = [0u8; 8];
                 id.copy_from_slice(&payload[..8]);
@@ -283,44 +298,10 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
     }
     // The segments are the ground truth: every complete record in them was written before its
     // index record, and the index log is fsynced lazily (its lost tail is re-added from them).
-    let mut on_disk: Vec<RecoveredFragment> = Vec::new();
-    for seg in segment_ids(dir)? {
-        out.segments.insert(seg);
-        let path = dir.join(segment_name(seg));
-        let (records, valid, total) = scan_records(&path)?;
-        if valid < total {
-            truncate_to(&path, valid)?;
-            out.truncated_bytes += total - valid;
-        }
-        for (kind, payload_offset, payload) in records {
-            if kind != KIND_FRAGMENT {
-                continue;
-            }
-            let Some((record, meta_len)) = parse_fragment_meta(&payload) else {
-                continue;
-            };
-            if record.seq < seg || !out.headers.contains_key(&record.header_id) {
-                // Misplaced, or its header never became durable: never acknowledged.
-                continue;
-            }
-            out.last_seq = out.last_seq.max(Some(record.seq));
-            out.last_server_ms = out.last_server_ms.max(record.server_ms);
-            let location = Location {
-                segment: seg,
-                offset: payload_offset + meta_len as u64,
-                len: (payload.len() - meta_len) as u64,
-            };
-            on_disk.push(RecoveredFragment { record, location });
-        }
-    }
-    on_disk.sort_by_key(|f| f.record.seq);
-    on_disk.dedup_by_key(|f| f.record.seq);
-    for f in &on_disk {
-        if out.header_runs.values().next_back() != Some(&f.record.header_id) {
-            out.header_runs.insert(f.record.seq, f.record.header_id);
-        }
-    }
-
+    // Sealed segments were fsynced when they were rotated out: only their record heads are read
+    // unless the index log disagrees with them.
+    let mut rec = IndexRecovery::default();
+    let mut on_disk = scan_segments(dir, &mut out, false, &mut rec)?;
     // The index log.
     let index_path = dir.join(INDEX_FILE);
     let mut rebuilder = Rebuilder::default();
@@ -338,19 +319,27 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         }
     }
     let rebuilt = rebuilder.finish();
-    let mut rec = IndexRecovery {
-        from_log: rebuilt.index.len(),
-        log_truncated_bytes: log_len - rebuilt.valid_bytes.min(log_len),
-        ..IndexRecovery::default()
+    rec.from_log = rebuilt.index.len();
+    rec.log_truncated_bytes = log_len - rebuilt.valid_bytes.min(log_len);
+    let agrees = |on_disk: &[RecoveredFragment]| {
+        rebuilt.index.iter().all(|f| {
+            on_disk
+                .binary_search_by_key(&f.sequence, |d| d.record.seq)
+                .ok()
+                .and_then(|i| on_disk.get(i))
+                .is_some_and(|d| d.index_entry() == Some(*f))
+        })
     };
-    let by_seq = |seq: u64| -> Option<&RecoveredFragment> {
-        let i = on_disk.binary_search_by_key(&seq, |f| f.record.seq).ok()?;
-        on_disk.get(i)
-    };
-    let consistent = rebuilt
-        .index
-        .iter()
-        .all(|f| by_seq(f.sequence).is_some_and(|d| d.index_entry() == Some(*f)));
+    let mut consistent = agrees(&on_disk);
+    if !consistent {
+        // Verify every segment before trusting (or rebuilding from) them.
+        out.last_seq = None;
+        out.last_server_ms = 0;
+        out.header_runs.clear();
+        rec.segments_fully_scanned = 0;
+        on_disk = scan_segments(dir, &mut out, true, &mut rec)?;
+        consistent = agrees(&on_disk);
+    }
     let mut index = if consistent {
         rebuilt.index
     } else {
@@ -386,9 +375,73 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         fs::rename(&tmp, &index_path)?;
         sync_dir(dir)?;
     }
+    // Retention: what expired while the server was down is never served.
+    if cutoff_ms > 0 {
+        index.trim_before(cutoff_ms);
+    }
     out.index_recovery = rec;
     out.index = index;
     Ok(out)
+}
+
+/// Scans the segments of `dir` (the newest one always fully, with CRCs; the others fully only
+/// when `full`), cutting torn tails, and returns their fragments in sequence order.
+fn scan_segments(
+    dir: &Path,
+    out: &mut Recovered,
+    full: bool,
+    rec: &mut IndexRecovery,
+) -> io::Result<Vec<RecoveredFragment>> {
+    let mut on_disk: Vec<RecoveredFragment> = Vec::new();
+    let ids = segment_ids(dir)?;
+    let newest = ids.last().copied();
+    for seg in ids {
+        out.segments.insert(seg);
+        let path = dir.join(segment_name(seg));
+        let full_scan = full || Some(seg) == newest;
+        if full_scan {
+            rec.segments_fully_scanned += 1;
+        }
+        let (records, valid, total) = scan_records(&path, full_scan)?;
+        if valid < total {
+            if !full_scan {
+                // A sealed segment that does not parse: verify everything.
+                rec.segments_fully_scanned = 0;
+                return scan_segments(dir, out, true, rec);
+            }
+            truncate_to(&path, valid)?;
+            out.truncated_bytes += total - valid;
+        }
+        for (kind, payload_offset, payload_len, payload) in records {
+            if kind != KIND_FRAGMENT {
+                continue;
+            }
+            let Some((record, meta_len)) = parse_fragment_meta(&payload) else {
+                continue;
+            };
+            if record.seq < seg || !out.headers.contains_key(&record.header_id) {
+                // Misplaced, or its header never became durable: never acknowledged.
+                continue;
+            }
+            out.last_seq = out.last_seq.max(Some(record.seq));
+            out.last_server_ms = out.last_server_ms.max(record.server_ms);
+            let location = Location {
+                segment: seg,
+                offset: payload_offset + meta_len as u64,
+                len: payload_len.saturating_sub(meta_len as u64),
+            };
+            on_disk.push(RecoveredFragment { record, location });
+        }
+    }
+    on_disk.sort_by_key(|f| f.record.seq);
+    on_disk.dedup_by_key(|f| f.record.seq);
+    for f in &on_disk {
+        if out.header_runs.values().next_back() != Some(&f.record.header_id) {
+            out.header_runs.insert(f.record.seq, f.record.header_id);
+        }
+    }
+
+    Ok(on_disk)
 }
 
 /// Reads a fragment's bytes.
@@ -893,7 +946,7 @@ mod tests {
         // And a torn index record.
         let mut f = open_append(&dir.join(INDEX_FILE)).unwrap();
         f.write_all(&[codec::RECORD_FRAGMENT, 44, 1, 2, 3]).unwrap();
-        let rec = recover(&dir).unwrap();
+        let rec = recover(&dir, 0).unwrap();
         assert_eq!(rec.index.len(), 5);
         assert!(rec.truncated_bytes > 0);
         assert_eq!(rec.index_recovery.from_log, 5);
@@ -917,12 +970,12 @@ mod tests {
         assert_eq!(rec.headers[&7], Bytes::from_static(b"head"));
         assert_eq!(rec.header_runs.get(&0), Some(&7));
         // The log was rewritten clean: a second recovery changes nothing.
-        let again = recover(&dir).unwrap();
+        let again = recover(&dir, 0).unwrap();
         assert_eq!(again.index_recovery.log_truncated_bytes, 0);
         assert_eq!(again.index.len(), 5);
         // A lost index log is rebuilt from the segments.
         fs::remove_file(dir.join(INDEX_FILE)).unwrap();
-        let lost = recover(&dir).unwrap();
+        let lost = recover(&dir, 0).unwrap();
         assert_eq!(lost.index.len(), 5);
         assert_eq!(lost.index_recovery.appended_from_segments, 5);
         // An index record disagreeing with the data makes the segments win.
@@ -931,7 +984,7 @@ mod tests {
         wrong.location += 1;
         wrong.encode_record(&mut bad);
         fs::write(dir.join(INDEX_FILE), &bad).unwrap();
-        let fixed = recover(&dir).unwrap();
+        let fixed = recover(&dir, 0).unwrap();
         assert!(fixed.index_recovery.rebuilt_from_segments);
         assert_eq!(fixed.index.len(), 5);
         assert_eq!(fixed.index.first().unwrap().location, locs[0].offset);
@@ -1105,9 +1158,53 @@ mod tests {
         for d in &dirs {
             // Reopened streams continued their segment instead of starting a new one.
             assert_eq!(segment_ids(d).unwrap(), vec![0]);
-            let rec = recover(d).unwrap();
+            let rec = recover(d, 0).unwrap();
             assert_eq!(rec.index.len(), 2);
         }
         let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn recovery_reads_sealed_segments_lightly_and_applies_retention() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-rec-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        // 125-byte records, 200-byte segments: two fragments per segment.
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 200,
+            faults: None,
+            max_open_streams: 8,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        collect(&rx, 1);
+        for seq in 0..6 {
+            send_fragment(&w, &dir, seq, 7, &tx);
+            assert!(collect(&rx, 1)[&seq]);
+        }
+        let (tx2, rx2) = mpsc::channel();
+        w.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
+        rx2.recv().unwrap();
+        assert_eq!(segment_ids(&dir).unwrap().len(), 3);
+        let rec = recover(&dir, 0).unwrap();
+        assert_eq!(rec.index.len(), 6);
+        // Only the newest segment was read in full.
+        assert_eq!(rec.index_recovery.segments_fully_scanned, 1);
+        assert!(!rec.index_recovery.rebuilt_from_segments);
+        // A log that disagrees makes every segment verified.
+        fs::remove_file(dir.join(INDEX_FILE)).unwrap();
+        let mut bad = BytesMut::new();
+        let mut wrong = *rec.index.first().unwrap();
+        wrong.size_bytes += 1;
+        wrong.encode_record(&mut bad);
+        fs::write(dir.join(INDEX_FILE), &bad).unwrap();
+        let fixed = recover(&dir, 0).unwrap();
+        assert_eq!(fixed.index.len(), 6);
+        assert_eq!(fixed.index_recovery.segments_fully_scanned, 3);
+        // Retention: server timestamps are 1000 + seq; a cutoff of 1003 keeps 3..=5.
+        let kept = recover(&dir, 1003).unwrap();
+        let seqs: Vec<u64> = kept.index.iter().map(|f| f.sequence).collect();
+        assert_eq!(seqs, vec![3, 4, 5]);
+        let _ = fs::remove_dir_all(&dir);
     }
 }
