@@ -174,8 +174,10 @@ impl Ingest {
     }
 
     fn send(&self, ack: AckEvent) {
-        if self.tx.send(Bytes::from(ack.to_vec())).is_ok() {
-            self.queued_acks.fetch_add(1, Ordering::SeqCst);
+        // Counted before it can be taken, so the count never wraps below zero.
+        self.queued_acks.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(Bytes::from(ack.to_vec())).is_err() {
+            self.queued_acks.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
