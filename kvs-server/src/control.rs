@@ -73,7 +73,7 @@ pub(crate) fn find(
 fn schedule_active(ctx: &Arc<Ctx>, stream: &Arc<Stream>, from: StreamStatus) {
     let delay = ctx.config.limits.transition_delay;
     if delay.is_zero() {
-        lock(&stream.meta).status = StreamStatus::Active.as_str().into();
+        lock(&stream.meta).status = StreamStatus::Active;
         return;
     }
     let ctx = ctx.clone();
@@ -85,7 +85,7 @@ fn schedule_active(ctx: &Arc<Ctx>, stream: &Arc<Stream>, from: StreamStatus) {
             if m.status() != from {
                 return;
             }
-            m.status = StreamStatus::Active.as_str().into();
+            m.status = StreamStatus::Active;
         }
         let _ = ctx.save_meta().await;
     });
@@ -130,7 +130,7 @@ pub(crate) async fn create_stream(
             name: r.stream_name.clone(),
             creation_ms: creation_ms.max(ctx.now_ms()),
             version: new_version(),
-            status: initial.as_str().into(),
+            status: initial,
             device_name: r.device_name.clone(),
             media_type: r.media_type.clone(),
             kms_key_id: r
@@ -220,7 +220,7 @@ pub(crate) async fn delete_stream(
         {
             return Err(version_mismatch(v));
         }
-        m.status = StreamStatus::Deleting.as_str().into();
+        m.status = StreamStatus::Deleting;
     }
     // Data is unreachable from now on: drop the index at once and wake live readers.
     {
@@ -285,7 +285,7 @@ pub(crate) async fn update_stream(
         }
         m.version = new_version();
         if !ctx.config.limits.transition_delay.is_zero() {
-            m.status = StreamStatus::Updating.as_str().into();
+            m.status = StreamStatus::Updating;
         }
     }
     ctx.save_meta().await?;
@@ -456,7 +456,7 @@ pub(crate) async fn update_storage(
             .into();
         m.version = new_version();
         if !ctx.config.limits.transition_delay.is_zero() {
-            m.status = StreamStatus::Updating.as_str().into();
+            m.status = StreamStatus::Updating;
         }
     }
     ctx.save_meta().await?;

@@ -22,12 +22,27 @@ pub struct DevCredentials {
 
 const DEV_FILE: &str = "credentials";
 
-fn random_string(len: usize, alphabet: &[u8]) -> String {
+/// Fills a buffer from the OS random source, or says why it could not.
+type Fill = fn(&mut [u8]) -> Result<(), String>;
+
+fn os_random(buf: &mut [u8]) -> Result<(), String> {
+    getrandom::fill(buf).map_err(|e| format!("the OS random source failed: {e}"))
+}
+
+fn random_string(len: usize, alphabet: &[u8], fill: Fill) -> Result<String, String> {
     let mut raw = vec![0u8; len];
-    crate::random_bytes(&mut raw);
-    raw.iter()
-        .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
-        .collect()
+    fill(&mut raw)?;
+    Ok(raw
+        .iter()
+        .map(|b| {
+            char::from(
+                alphabet
+                    .get(usize::from(*b) % alphabet.len())
+                    .copied()
+                    .unwrap_or(b'A'),
+            )
+        })
+        .collect())
 }
 
 /// Reads every `aws_access_key_id` / `aws_secret_access_key` pair of an INI credentials file.
@@ -69,16 +84,31 @@ pub fn load_credentials_file(
 pub fn dev_credentials(
     data_dir: &Path,
 ) -> Result<(StaticCredentials, DevCredentials), ServerError> {
+    dev_credentials_with(data_dir, os_random)
+}
+
+/// [`dev_credentials`] with the random source given: a failing source fails start-up (a
+/// guessable secret is never written).
+fn dev_credentials_with(
+    data_dir: &Path,
+    fill: Fill,
+) -> Result<(StaticCredentials, DevCredentials), ServerError> {
     let path = data_dir.join(DEV_FILE);
     if !path.exists() {
+        let fail = |message: String| ServerError::Credentials {
+            path: path.clone(),
+            message: format!("cannot generate the development key pair: {message}"),
+        };
         let id = format!(
             "AKIAKVS{}",
-            random_string(13, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+            random_string(13, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", fill).map_err(fail)?
         );
         let secret = random_string(
             40,
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-        );
+            fill,
+        )
+        .map_err(fail)?;
         let text = format!(
             "# Development key pair of this kvs server (generated at first start).\n[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
         );
@@ -103,4 +133,23 @@ pub fn dev_credentials(
     // Keep it owner-only even if someone loosened it.
     let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
     load_credentials_file(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_random_source_fails_startup_and_writes_nothing() {
+        let dir = std::env::temp_dir().join(format!("kvs-creds-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let broken: Fill = |_| Err("no entropy".into());
+        let e = dev_credentials_with(&dir, broken).unwrap_err();
+        assert!(e.to_string().contains("no entropy"), "{e}");
+        assert!(!dir.join(DEV_FILE).exists());
+        let (_, pair) = dev_credentials_with(&dir, os_random).unwrap();
+        assert_eq!(pair.secret_access_key.len(), 40);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -16,7 +16,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use kvs_core::api::error::{CORAL_ERROR_NAMESPACE, ERROR_TYPE_HEADER, REQUEST_ID_HEADER};
 use kvs_core::api::{ApiError, ApiErrorKind, ApiRequest, ApiResponse, MAX_REQUEST_BODY};
 use kvs_core::mkv::getmedia::ProducerHeader;
 use kvs_core::sigv4::{
@@ -52,10 +51,15 @@ impl HttpBody for ChannelBody {
     }
 }
 
-/// A body fed by an unbounded channel (PutMedia ACKs).
-pub(crate) struct UnboundedBody(pub mpsc::UnboundedReceiver<Bytes>);
+/// A body fed by an unbounded channel (PutMedia ACKs) whose producer bounds it: `queued` counts
+/// the lines not yet taken, and `drained` wakes the producer when lines are taken.
+pub(crate) struct AckBody {
+    pub(crate) rx: mpsc::UnboundedReceiver<Bytes>,
+    pub(crate) queued: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) drained: Arc<tokio::sync::Notify>,
+}
 
-impl HttpBody for UnboundedBody {
+impl HttpBody for AckBody {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -63,8 +67,13 @@ impl HttpBody for UnboundedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.0.poll_recv(cx) {
-            Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(b)) => {
+                self.queued
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                self.drained.notify_one();
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -186,13 +195,27 @@ impl Ctx {
         };
         let mut keep_dirs = Vec::new();
         for mut meta in metas {
-            if meta.status == "DELETING" {
+            if meta.status == kvs_core::api::StreamStatus::Deleting {
                 continue;
             }
-            meta.status = "ACTIVE".into();
+            meta.status = kvs_core::api::StreamStatus::Active;
+            let legacy = data_dir.join("streams").join(meta.legacy_dir_name());
             let stream = Stream::new(meta, data_dir);
+            if !stream.dir.exists() && legacy.is_dir() {
+                std::fs::rename(&legacy, &stream.dir).map_err(io_err(&legacy))?;
+                store::sync_dir(&data_dir.join("streams")).map_err(io_err(data_dir))?;
+            }
             if stream.dir.exists() {
-                let rec = store::recover(&stream.dir).map_err(io_err(&stream.dir))?;
+                let hours = u64::try_from(stream.retention_hours()).unwrap_or(0);
+                let cutoff = if hours > 0 {
+                    config
+                        .clock
+                        .now_ms()
+                        .saturating_sub(hours.saturating_mul(3_600_000))
+                } else {
+                    0
+                };
+                let rec = store::recover(&stream.dir, cutoff).map_err(io_err(&stream.dir))?;
                 let mut data = lock(&stream.data);
                 for (id, bytes) in rec.headers {
                     if let Ok(h) = ProducerHeader::parse(bytes) {
@@ -209,6 +232,9 @@ impl Ctx {
                 data.index = rec.index;
                 data.header_runs = rec.header_runs;
                 data.segments = rec.segments;
+                if let Some(first) = data.index.first().map(|f| f.sequence) {
+                    data.forget_headers_before(first);
+                }
                 let newest = data.index.last().map(|f| f.sequence);
                 drop(data);
                 if let Some(seq) = newest {
@@ -230,6 +256,8 @@ impl Ctx {
         }
         let writer = Writer::start(WriterConfig {
             segment_bytes: config.limits.segment_bytes,
+            faults: config.store_faults.clone(),
+            max_open_streams: config.limits.max_open_streams,
         })
         .map_err(io_err(data_dir))?;
         let prepared = Prepared {
@@ -340,24 +368,9 @@ pub(crate) fn request_id() -> String {
     )
 }
 
+/// A SigV4 failure as the service's error response (kvs-core maps it to its API error).
 fn auth_error_response(e: &AuthError, rid: &str) -> http::Response<Body> {
-    let body = serde_json::json!({ "message": e.message() }).to_string();
-    let mut r = http::Response::new(Bytes::from(body));
-    *r.status_mut() = e.http_status();
-    let h = r.headers_mut();
-    let et = format!("{}:{}", e.aws_error_name(), CORAL_ERROR_NAMESPACE);
-    if let Ok(v) = http::HeaderValue::from_str(&et) {
-        h.insert(ERROR_TYPE_HEADER, v.clone());
-        h.insert(kvs_core::api::error::LEGACY_ERROR_TYPE_HEADER, v);
-    }
-    if let Ok(v) = http::HeaderValue::from_str(rid) {
-        h.insert(REQUEST_ID_HEADER, v);
-    }
-    h.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    full(r)
+    error_response(&ApiError::from(e), rid)
 }
 
 async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<Body> {

@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use kvs_core::ack::{AckEvent, ErrorId};
-use kvs_core::api::{ApiError, ApiErrorKind, FragmentTimecodeType, PutMediaRequest, StreamStatus};
+use kvs_core::api::{ApiError, FragmentTimecodeType, PutMediaRequest, StreamStatus};
 use kvs_core::ebml::{Size, read_id, read_size};
 use kvs_core::fragment::{FragmentNumber, tag};
 use kvs_core::index::Fragment;
@@ -18,11 +18,16 @@ use kvs_core::mkv::getmedia::ProducerHeader;
 use kvs_core::mkv::reader::{Event, MkvReader};
 use tokio::sync::mpsc;
 
-use crate::http_service::{Body, Ctx, UnboundedBody, error_response, full, trim_buffer};
-use crate::state::{NOT_ON_DISK, PendingFragment, Stream, lock};
+use crate::http_service::{AckBody, Body, Ctx, error_response, full, trim_buffer};
+use crate::state::{NOT_ON_DISK, PendingFragment, PendingState, Stream, lock};
 use crate::store::FragmentRecord;
 
 type AckTx = mpsc::UnboundedSender<Bytes>;
+
+/// Most bytes of the producer header (everything before the first cluster).
+const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+/// Most bytes between two fragments (tags, Void) kept while no fragment is open.
+const MAX_GAP_BYTES: u64 = 64 * 1024;
 
 /// Handles `POST /putMedia` (already authenticated).
 pub(crate) async fn put_media(
@@ -54,21 +59,16 @@ pub(crate) async fn put_media(
         return error_response(&ApiError::stream_not_found(), &rid);
     }
     let conn_id = ctx.conn_ids.fetch_add(1, Ordering::SeqCst);
-    if stream
-        .producer
-        .compare_exchange(0, conn_id, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        return error_response(
-            &ApiError::new(
-                ApiErrorKind::ConnectionLimitExceeded,
-                "Another PutMedia connection is already streaming to this stream.",
-            ),
-            &rid,
-        );
-    }
+    // The newest connection wins: a rotating producer opens its successor while the current
+    // connection still streams. The older one may finish its open fragment and wait for its
+    // ACKs, but opens no new fragment.
+    stream.producer.store(conn_id, Ordering::SeqCst);
     let (tx, rx) = mpsc::unbounded_channel();
-    let ingest = Ingest::new(ctx, stream, &req, conn_id, tx);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let mut ingest = Ingest::new(ctx, stream, &req, conn_id, tx);
+    ingest.queued_acks = queued.clone();
+    ingest.acks_drained = drained.clone();
     tokio::spawn(ingest.run(body));
     let head = PutMediaRequest::response_head(&rid);
     let (mut parts, _) = full(head).into_parts();
@@ -76,7 +76,12 @@ pub(crate) async fn put_media(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    http::Response::from_parts(parts, BodyExt::boxed_unsync(UnboundedBody(rx)))
+    let body = AckBody {
+        rx,
+        queued,
+        drained,
+    };
+    http::Response::from_parts(parts, BodyExt::boxed_unsync(body))
 }
 
 /// Why ingest stopped with an ERROR ACK.
@@ -93,7 +98,6 @@ struct Open {
     cluster_offset: u64,
     frames: HashMap<u64, u64>,
     last_ns: i64,
-    user_tags: usize,
 }
 
 struct PersistedAck {
@@ -124,6 +128,12 @@ struct Ingest {
     persist_tx: mpsc::UnboundedSender<PersistedAck>,
     persist_rx: mpsc::UnboundedReceiver<PersistedAck>,
     in_flight: usize,
+    /// A newer connection took over the stream: no new fragment is opened here.
+    superseded: bool,
+    /// ACK lines sent and not yet taken by the response body.
+    queued_acks: Arc<AtomicUsize>,
+    /// Signalled when the response body takes an ACK line.
+    acks_drained: Arc<tokio::sync::Notify>,
 }
 
 impl Ingest {
@@ -157,11 +167,24 @@ impl Ingest {
             persist_tx,
             persist_rx,
             in_flight: 0,
+            superseded: false,
+            queued_acks: Arc::new(AtomicUsize::new(0)),
+            acks_drained: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     fn send(&self, ack: AckEvent) {
-        let _ = self.tx.send(Bytes::from(ack.to_vec()));
+        // Counted before it can be taken, so the count never wraps below zero.
+        self.queued_acks.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(Bytes::from(ack.to_vec())).is_err() {
+            self.queued_acks.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the connection's queues are full: the request body is not read meanwhile.
+    fn backlogged(&self) -> bool {
+        self.in_flight >= self.limits().max_pending_fragments
+            || self.queued_acks.load(Ordering::SeqCst) >= self.limits().max_queued_acks
     }
 
     fn limits(&self) -> &crate::Limits {
@@ -173,13 +196,25 @@ impl Ingest {
         let idle_timeout = self.limits().idle_timeout;
         let mut last_data = Instant::now();
         let mut body_done = false;
+        // One deadline for the whole connection: it fires even while data keeps flowing.
+        let max_age = tokio::time::sleep_until(
+            tokio::time::Instant::from_std(self.started) + self.limits().max_connection_duration,
+        );
+        tokio::pin!(max_age);
         loop {
             if body_done && self.in_flight == 0 {
                 break;
             }
             let wait = idle_every.min(idle_timeout);
+            let backlogged = self.backlogged();
+            if self.in_flight >= self.limits().max_pending_fragments {
+                // Waiting for the disk is not idling (a producer that reads no ACKs is).
+                last_data = Instant::now();
+            }
+            let drained = self.acks_drained.clone();
             tokio::select! {
-                frame = body.frame(), if !body_done => {
+                _ = drained.notified(), if backlogged => {}
+                frame = body.frame(), if !body_done && !backlogged => {
                     match frame {
                         Some(Ok(f)) => {
                             if let Ok(data) = f.into_data() {
@@ -188,11 +223,15 @@ impl Ingest {
                                     self.fail(id);
                                     return;
                                 }
+                                if self.superseded {
+                                    // Stop reading: what follows belongs to the successor.
+                                    body_done = true;
+                                }
                             }
                         }
                         Some(Err(_)) => {
                             // The connection broke: the open fragment is incomplete and dropped.
-                            self.open = None;
+                            self.abandon();
                             body_done = true;
                         }
                         None => {
@@ -220,6 +259,10 @@ impl Ingest {
                         }
                     }
                 }
+                _ = &mut max_age, if !body_done => {
+                    self.fail(ErrorId::CONNECTION_DURATION_REACHED);
+                    return;
+                }
                 _ = tokio::time::sleep(wait) => {
                     if body_done {
                         // Waiting only for PERSISTED of what was received.
@@ -227,10 +270,6 @@ impl Ingest {
                             break;
                         }
                         continue;
-                    }
-                    if self.started.elapsed() > self.limits().max_connection_duration {
-                        self.fail(ErrorId::CONNECTION_DURATION_REACHED);
-                        return;
                     }
                     if last_data.elapsed() >= idle_timeout {
                         break;
@@ -248,11 +287,24 @@ impl Ingest {
             Some(o) => (Some(o.timecode), Some(o.number.clone())),
             None => (None, None),
         };
-        self.open = None;
+        self.abandon();
         self.send(AckEvent::error(id, tc, number));
     }
 
+    /// Drops the open fragment (incomplete) and its reservation.
+    fn abandon(&mut self) {
+        if let Some(o) = self.open.take() {
+            let mut d = lock(&self.stream.data);
+            d.abandon(o.seq);
+            drop(d);
+            self.stream.notify(o.seq);
+        }
+    }
+
     fn on_data(&mut self, data: Bytes) -> Result<(), Fail> {
+        if self.superseded {
+            return Ok(());
+        }
         self.buf.extend_from_slice(&data);
         // A producer stream starts with an EBML header, nothing else.
         if !self.seen_ebml && self.base == 0 {
@@ -265,11 +317,21 @@ impl Ingest {
             return Err(Fail(ErrorId::INVALID_MKV_DATA));
         }
         self.drain(false)?;
-        if let Some(o) = &self.open {
-            let len = self.base + self.buf.len() as u64 - o.cluster_offset;
-            if len > self.limits().max_fragment_bytes {
+        let held = self.base + self.buf.len() as u64;
+        match (&self.open, self.header_id) {
+            (Some(o), _) if held - o.cluster_offset > self.limits().max_fragment_bytes => {
                 return Err(Fail(ErrorId::FRAGMENT_SIZE_REACHED));
             }
+            (Some(_), _) => {}
+            // Everything before the first cluster is kept as the producer header.
+            (None, None) if held > MAX_HEADER_BYTES => {
+                return Err(Fail(ErrorId::INVALID_MKV_DATA));
+            }
+            // Between fragments only small elements (tags) are expected.
+            (None, Some(_)) if held.saturating_sub(self.frag_start) > MAX_GAP_BYTES => {
+                return Err(Fail(ErrorId::INVALID_MKV_DATA));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -281,11 +343,14 @@ impl Ingest {
 
     fn drain(&mut self, at_end: bool) -> Result<(), Fail> {
         while let Some(event) = self.reader.poll_event() {
+            if self.superseded {
+                break;
+            }
             match event {
                 Ok(e) => self.on_event(e, at_end)?,
                 Err(_) if at_end => {
                     // The body ended inside an element: what is open is incomplete.
-                    self.open = None;
+                    self.abandon();
                 }
                 Err(_) => return Err(Fail(ErrorId::INVALID_MKV_DATA)),
             }
@@ -338,15 +403,11 @@ impl Ingest {
                     self.set_header(t.offset)?;
                 }
                 if self.open.is_some() {
+                    // Tags end the open fragment; their metadata belongs to the next one.
                     let end = self.element_end(t.offset);
-                    if let Some(o) = self.open.as_mut() {
-                        o.user_tags += user;
-                        if o.user_tags > max {
-                            return Err(Fail(E::FRAGMENT_METADATA_LIMIT_REACHED));
-                        }
-                    }
                     self.close(end)?;
-                } else if self.header_id.is_some() {
+                }
+                if self.header_id.is_some() {
                     self.pending_tags += user;
                     if self.pending_tags > max {
                         return Err(Fail(E::FRAGMENT_METADATA_LIMIT_REACHED));
@@ -362,6 +423,10 @@ impl Ingest {
                 }
                 if self.open.is_some() {
                     self.close(offset)?;
+                }
+                if self.stream.producer.load(Ordering::SeqCst) != self.conn_id {
+                    self.superseded = true;
+                    return Ok(());
                 }
                 let timecode = timecode.ok_or(Fail(E::INVALID_MKV_DATA))?;
                 self.open_fragment(offset, timecode)?;
@@ -390,7 +455,7 @@ impl Ingest {
                     && s.offset == o.cluster_offset
                 {
                     if s.truncated && at_end {
-                        self.open = None;
+                        self.abandon();
                     } else {
                         let end = if s.bytes > 0 {
                             s.offset + s.bytes
@@ -468,18 +533,37 @@ impl Ingest {
         if self.started.elapsed() > self.limits().max_connection_duration {
             return Err(Fail(E::CONNECTION_DURATION_REACHED));
         }
+        let mut r = [0u8; 4];
+        crate::random_bytes(&mut r);
+        let random = u32::from_le_bytes(r) & kvs_core::index::RANDOM_MASK;
+        let header_id = self.header_id.unwrap_or(0);
         let (seq, server_ms) = {
             let mut d = lock(&self.stream.data);
             let seq = d.next_seq;
             d.next_seq += 1;
             let server_ms = now.max(d.last_server_ms);
             d.last_server_ms = server_ms;
+            if d.header_runs.values().next_back() != Some(&header_id) {
+                d.header_runs.insert(seq, header_id);
+            }
+            // Reserved in sequence order: readers and the index wait for it.
+            d.pending.push_back(PendingFragment {
+                fragment: Fragment {
+                    sequence: seq,
+                    server_timestamp_ms: server_ms,
+                    producer_timestamp_ms: producer_ms,
+                    location: NOT_ON_DISK,
+                    size_bytes: 0,
+                    duration_ms: 0,
+                    random,
+                },
+                state: PendingState::Open,
+            });
             (seq, server_ms)
         };
-        let mut r = [0u8; 4];
-        crate::random_bytes(&mut r);
-        let random = u32::from_le_bytes(r) & kvs_core::index::RANDOM_MASK;
         let number = FragmentNumber::mint(seq, server_ms, random);
+        // The metadata received so far belongs to this fragment; count afresh for the next.
+        self.pending_tags = 0;
         self.send(AckEvent::buffering(timecode, number.clone()));
         self.open = Some(Open {
             seq,
@@ -492,7 +576,6 @@ impl Ingest {
             cluster_offset: offset,
             frames: HashMap::new(),
             last_ns: i64::try_from(tc_ns).unwrap_or(i64::MAX),
-            user_tags: std::mem::take(&mut self.pending_tags),
         });
         Ok(())
     }
@@ -525,6 +608,18 @@ impl Ingest {
             self.open = Some(o);
             return Err(Fail(E::STREAM_NOT_ACTIVE));
         }
+        // Both bounded by the limits (checked against the index's u32 fields at start-up).
+        let size_bytes = u32::try_from(data.len())
+            .ok()
+            .filter(|n| u64::from(*n) <= self.limits().max_fragment_bytes);
+        let Some(size_bytes) = size_bytes else {
+            self.open = Some(o);
+            return Err(Fail(E::FRAGMENT_SIZE_REACHED));
+        };
+        let Ok(duration_u32) = u32::try_from(duration_ms) else {
+            self.open = Some(o);
+            return Err(Fail(E::FRAGMENT_DURATION_REACHED));
+        };
         self.send(AckEvent::received(o.timecode, o.number.clone()));
         let header_id = self.header_id.unwrap_or(0);
         let retention = self.stream.retention_hours();
@@ -533,47 +628,43 @@ impl Ingest {
             server_timestamp_ms: o.server_ms,
             producer_timestamp_ms: o.producer_ms,
             location: NOT_ON_DISK,
-            size_bytes: u32::try_from(data.len()).unwrap_or(u32::MAX),
-            duration_ms: u32::try_from(duration_ms).unwrap_or(u32::MAX),
+            size_bytes,
+            duration_ms: duration_u32,
             random: o.random,
         };
-        let header_to_persist = {
+        let header_to_persist = if retention > 0 {
             let mut d = lock(&self.stream.data);
-            if d.header_runs.values().next_back() != Some(&header_id) {
-                d.header_runs.insert(o.seq, header_id);
-            }
-            d.cache_push(o.seq, data.clone());
-            if retention == 0 {
-                // Sequences and server timestamps are minted monotonic under this lock, so the
-                // index accepts the entry.
-                let _ = d.index.append(entry);
-                trim_buffer(self.limits(), &mut d, self.ctx.now_ms());
-                None
+            if !d.durable_headers.contains(&header_id) && d.submitted_headers.insert(header_id) {
+                d.headers.get(&header_id).cloned()
             } else {
-                d.pending.push_back(PendingFragment { fragment: entry });
-                if d.durable_headers.insert(header_id) {
-                    d.headers.get(&header_id).cloned()
-                } else {
-                    None
-                }
+                None
             }
+        } else {
+            None
         };
-        self.stream.notify(o.seq);
-        if retention > 0 {
-            let dir = self.stream.dir.clone();
-            if let Some(h) = header_to_persist {
-                let mut bytes = BytesMut::new();
-                if h.write_document_start(&mut bytes).is_ok() {
-                    // Stored as EBML header + Segment + header elements: ProducerHeader::parse
-                    // reads it back.
-                    self.ctx.writer.append_header(
-                        dir.clone(),
-                        header_id,
-                        bytes.freeze(),
-                        Box::new(|_| {}),
-                    );
-                }
+        let dir = self.stream.dir.clone();
+        if let Some(h) = header_to_persist {
+            let mut bytes = BytesMut::new();
+            if h.write_document_start(&mut bytes).is_ok() {
+                // Stored as EBML header + Segment + header elements: ProducerHeader::parse reads
+                // it back. Written before any fragment job that needs it.
+                let stream = self.stream.clone();
+                self.ctx.writer.append_header(
+                    dir.clone(),
+                    header_id,
+                    bytes.freeze(),
+                    Box::new(move |result| {
+                        let mut d = lock(&stream.data);
+                        if result.is_ok() {
+                            d.durable_headers.insert(header_id);
+                        } else {
+                            d.submitted_headers.remove(&header_id);
+                        }
+                    }),
+                );
             }
+        }
+        let job: Option<Box<dyn FnOnce() + Send>> = if retention > 0 {
             let record = FragmentRecord {
                 seq: o.seq,
                 server_ms: o.server_ms,
@@ -586,59 +677,80 @@ impl Ingest {
             let stream = self.stream.clone();
             let ptx = self.persist_tx.clone();
             let cache_limit = self.limits().cache_bytes;
+            let writer = self.ctx.writer.clone();
             let (timecode, number, seq) = (o.timecode, o.number.clone(), o.seq);
+            let data = data.clone();
+            let done: crate::store::Done = Box::new(move |result| {
+                let mut d = lock(&stream.data);
+                let pending = d
+                    .pending_position(seq)
+                    .and_then(|i| d.pending.remove(i))
+                    .map(|p| p.fragment);
+                let result = result.and_then(|loc| {
+                    let loc = loc.ok_or_else(|| std::io::Error::other("no location"))?;
+                    // Gone already when the stream was deleted meanwhile.
+                    if let Some(mut f) = pending {
+                        f.location = loc.offset;
+                        d.segments.insert(loc.segment);
+                        d.index.append(f).map_err(std::io::Error::other)?;
+                    }
+                    Ok(())
+                });
+                if result.is_err() {
+                    // Never acknowledged: unreadable from now on.
+                    let i = d.cache.partition_point(|(s, _)| *s < seq);
+                    if d.cache.get(i).is_some_and(|(s, _)| *s == seq)
+                        && let Some((_, b)) = d.cache.remove(i)
+                    {
+                        d.cached_bytes = d.cached_bytes.saturating_sub(b.len() as u64);
+                    }
+                }
+                d.flush_pending();
+                d.cache_evict(cache_limit);
+                drop(d);
+                stream.notify(seq);
+                let _ = ptx.send(PersistedAck {
+                    result,
+                    timecode,
+                    number,
+                });
+            });
+            Some(Box::new(move || {
+                writer.append_fragment(dir, record, entry, data, done);
+            }))
+        } else {
+            None
+        };
+        let has_job = job.is_some();
+        let reserved = {
+            let mut d = lock(&self.stream.data);
+            let reserved = match d.pending_position(o.seq).and_then(|i| d.pending.get_mut(i)) {
+                Some(p) => {
+                    p.fragment = entry;
+                    p.state = PendingState::Ready(job);
+                    d.cache_push(o.seq, data);
+                    true
+                }
+                // The stream was deleted meanwhile.
+                None => false,
+            };
+            d.flush_pending();
+            if retention == 0 {
+                trim_buffer(self.limits(), &mut d, self.ctx.now_ms());
+            }
+            reserved
+        };
+        if reserved && has_job {
             self.in_flight += 1;
-            self.ctx.writer.append_fragment(
-                dir,
-                record,
-                entry,
-                data,
-                Box::new(move |result| {
-                    let mut d = lock(&stream.data);
-                    let i = d.pending.partition_point(|p| p.fragment.sequence < seq);
-                    let pending = d
-                        .pending
-                        .get(i)
-                        .filter(|p| p.fragment.sequence == seq)
-                        .map(|p| p.fragment);
-                    if pending.is_some() {
-                        d.pending.remove(i);
-                    }
-                    let result = result.and_then(|loc| {
-                        let loc = loc.ok_or_else(|| std::io::Error::other("no location"))?;
-                        // Gone already when the stream was deleted meanwhile.
-                        if let Some(mut f) = pending {
-                            f.location = loc.offset;
-                            d.segments.insert(loc.segment);
-                            d.index.append(f).map_err(std::io::Error::other)?;
-                        }
-                        Ok(())
-                    });
-                    if result.is_err() {
-                        // Never acknowledged: unreadable from now on.
-                        let i = d.cache.partition_point(|(s, _)| *s < seq);
-                        if d.cache.get(i).is_some_and(|(s, _)| *s == seq)
-                            && let Some((_, b)) = d.cache.remove(i)
-                        {
-                            d.cached_bytes = d.cached_bytes.saturating_sub(b.len() as u64);
-                        }
-                    }
-                    d.cache_evict(cache_limit);
-                    drop(d);
-                    let _ = ptx.send(PersistedAck {
-                        result,
-                        timecode,
-                        number,
-                    });
-                }),
-            );
         }
+        self.stream.notify(o.seq);
         Ok(())
     }
 }
 
 impl Drop for Ingest {
     fn drop(&mut self) {
+        self.abandon();
         let _ = self.stream.producer.compare_exchange(
             self.conn_id,
             0,

@@ -75,6 +75,9 @@ pub enum ServerError {
     /// TLS configuration failed.
     #[error("TLS: {0}")]
     Tls(String),
+    /// A configured limit is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// How the server does TLS.
@@ -133,6 +136,36 @@ pub struct Limits {
     pub buffer_bytes: u64,
     /// Retention > 0: recent fragment bytes kept in memory per stream for live readers.
     pub cache_bytes: u64,
+    /// PutMedia: most fragments of one connection waiting to be persisted; the request body is
+    /// not read while more are pending.
+    pub max_pending_fragments: usize,
+    /// PutMedia: most ACK lines of one connection not yet taken by the response; the request
+    /// body is not read while more are queued.
+    pub max_queued_acks: usize,
+    /// Most streams whose storage files the writer keeps open (least recently used ones are
+    /// synced and closed beyond it).
+    pub max_open_streams: usize,
+}
+
+impl Limits {
+    /// Checks the limits against what the storage format can hold.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        if self.max_fragment_bytes > store::MAX_FRAGMENT_BYTES {
+            return Err(ServerError::Config(format!(
+                "max_fragment_bytes {} exceeds the storage record limit of {} bytes",
+                self.max_fragment_bytes,
+                store::MAX_FRAGMENT_BYTES
+            )));
+        }
+        if self.max_fragment_duration_ms > u64::from(u32::MAX) {
+            return Err(ServerError::Config(format!(
+                "max_fragment_duration_ms {} exceeds {} ms",
+                self.max_fragment_duration_ms,
+                u32::MAX
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Limits {
@@ -155,6 +188,9 @@ impl Default for Limits {
             buffer_duration: Duration::from_secs(300),
             buffer_bytes: 200 * 1024 * 1024,
             cache_bytes: 64 * 1024 * 1024,
+            max_pending_fragments: 16,
+            max_queued_acks: 64,
+            max_open_streams: 256,
         }
     }
 }
@@ -231,6 +267,8 @@ pub struct ServerConfig {
     /// Enforce the service's per-stream control-plane TPS quotas (5 calls per second per stream
     /// and operation; ClientLimitExceededException beyond). Off by default.
     pub enforce_quotas: bool,
+    /// Storage fault injection (tests); `None` by default.
+    pub store_faults: Option<store::Faults>,
 }
 
 impl ServerConfig {
@@ -247,6 +285,7 @@ impl ServerConfig {
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             enforce_quotas: false,
+            store_faults: None,
         }
     }
 }
@@ -262,10 +301,11 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from("kvs-data")
 }
 
-/// Fills `buf` with random bytes from the OS.
+/// Fills `buf` with random bytes from the OS, for values that are not secrets (request ids,
+/// versions, the random part of fragment numbers). Secrets use the OS source or fail.
 pub(crate) fn random_bytes(buf: &mut [u8]) {
     if getrandom::fill(buf).is_err() {
-        // Extremely unlikely; fall back to time-derived bytes rather than failing a request.
+        // Extremely unlikely; these values need uniqueness, not secrecy.
         let seed = now_ms().wrapping_mul(6364136223846793005);
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8);
@@ -297,6 +337,7 @@ impl Server {
     /// Recovers the data directory, binds the socket and starts serving in the current tokio
     /// runtime.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        config.limits.validate()?;
         let data_dir = config.data_dir.clone();
         let dd = data_dir.clone();
         let cfg = config.clone();

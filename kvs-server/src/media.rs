@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -17,66 +17,22 @@ use tokio::sync::mpsc;
 
 use crate::control::find;
 use crate::http_service::{Body, ChannelBody, Ctx};
-use crate::state::{NOT_ON_DISK, Stream, lock};
+use crate::state::{NOT_ON_DISK, Slot, SlotKind, Stream, lock};
 use crate::store;
 
-/// A connection slot on a stream, released on drop.
-struct OwnedSlot {
-    stream: Arc<Stream>,
-    list: bool,
-}
-
-impl OwnedSlot {
-    fn counter(stream: &Stream, list: bool) -> &AtomicUsize {
-        if list {
-            &stream.list_consumers
-        } else {
-            &stream.consumers
-        }
-    }
-
-    fn acquire(stream: &Arc<Stream>, list: bool, max: usize) -> Result<OwnedSlot, ApiError> {
-        let c = Self::counter(stream, list);
-        let mut cur = c.load(Ordering::SeqCst);
-        loop {
-            if cur >= max {
-                return Err(ApiError::new(
-                    ApiErrorKind::ConnectionLimitExceeded,
-                    format!("At most {max} concurrent connections are allowed on this stream."),
-                ));
-            }
-            match c.compare_exchange(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => {
-                    return Ok(OwnedSlot {
-                        stream: stream.clone(),
-                        list,
-                    });
-                }
-                Err(now) => cur = now,
-            }
-        }
-    }
-}
-
-impl Drop for OwnedSlot {
-    fn drop(&mut self) {
-        Self::counter(&self.stream, self.list).fetch_sub(1, Ordering::SeqCst);
-    }
+fn acquire(stream: &Arc<Stream>, kind: SlotKind, max: usize) -> Result<Slot, ApiError> {
+    Slot::acquire(stream, kind, max).ok_or_else(|| {
+        ApiError::new(
+            ApiErrorKind::ConnectionLimitExceeded,
+            format!("At most {max} concurrent connections are allowed on this stream."),
+        )
+    })
 }
 
 fn media_head(rid: &str, rx: mpsc::Receiver<Bytes>) -> http::Response<Body> {
     let head = MediaResponse::webm().to_http(rid);
     let (parts, _) = head.into_parts();
     http::Response::from_parts(parts, ChannelBody(rx).boxed_unsync())
-}
-
-fn parse_number(member: &str, text: &str) -> Result<u64, ApiError> {
-    text.parse::<FragmentNumber>()
-        .ok()
-        .and_then(|n| n.sequence())
-        .ok_or_else(|| {
-            ApiError::invalid_argument(format!("{member} {text} is not a valid fragment number."))
-        })
 }
 
 /// The fragment (indexed or pending) with `seq ≥ cursor`, with its header.
@@ -183,12 +139,28 @@ pub(crate) fn get_media(
             } else {
                 ("ContinuationToken", sel.continuation_token.as_deref())
             };
-            let after = parse_number(member, text.unwrap_or_default())?;
-            // Lenient: resumes after the sequence even when that fragment was trimmed.
+            let text = text.unwrap_or_default();
+            let invalid = || {
+                ApiError::invalid_argument(format!(
+                    "{member} {text} is not a fragment number of this stream."
+                ))
+            };
+            let number = text.parse::<FragmentNumber>().map_err(|_| invalid())?;
             let d = lock(&stream.data);
-            d.index
-                .seek(IndexStart::AfterSequence(after))
-                .map_or(after + 1, |f| f.sequence)
+            match d.index.get_by_number(&number) {
+                Some(f) => f.sequence.saturating_add(1),
+                None => {
+                    // Lenient for numbers this stream minted (trimmed, or not yet durable):
+                    // resume after their sequence. Anything else is refused, never replayed
+                    // from the start.
+                    let seq = (number.as_str().len() == 47)
+                        .then(|| number.sequence())
+                        .flatten()
+                        .filter(|s| *s < d.next_seq)
+                        .ok_or_else(invalid)?;
+                    seq + 1
+                }
+            }
         }
         StartSelectorType::ProducerTimestamp | StartSelectorType::ServerTimestamp => {
             let ts = sel.start_timestamp.map_or(0, |t| t.as_millis());
@@ -201,13 +173,17 @@ pub(crate) fn get_media(
             d.index.seek(selector).map_or(published, |f| f.sequence)
         }
     };
-    let slot = OwnedSlot::acquire(&stream, false, ctx.config.limits.max_get_media_connections)?;
+    let slot = acquire(
+        &stream,
+        SlotKind::GetMedia,
+        ctx.config.limits.max_get_media_connections,
+    )?;
     let (tx, body_rx) = mpsc::channel(8);
     let idle_end = ctx.config.limits.get_media_idle_end;
     let clock = ctx.config.clock.clone();
     tokio::spawn(async move {
         let _slot = slot;
-        let stream = _slot.stream.clone();
+        let stream = _slot.stream().clone();
         let mut cursor = cursor;
         loop {
             if !stream.is_readable() {
@@ -267,15 +243,15 @@ pub(crate) fn get_media_for_fragment_list(
     rid: &str,
 ) -> Result<http::Response<Body>, ApiError> {
     let stream = find(ctx, r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-    let slot = OwnedSlot::acquire(
+    let slot = acquire(
         &stream,
-        true,
+        SlotKind::FragmentList,
         ctx.config.limits.max_fragment_list_connections,
     )?;
     let (tx, body_rx) = mpsc::channel(8);
     tokio::spawn(async move {
         let _slot = slot;
-        let stream = _slot.stream.clone();
+        let stream = _slot.stream().clone();
         for number in r.fragments {
             let found = number.parse::<FragmentNumber>().ok().and_then(|n| {
                 let d = lock(&stream.data);

@@ -28,7 +28,7 @@ pub struct StreamMeta {
     /// Version, rotated on every metadata change.
     pub version: String,
     /// Lifecycle status.
-    pub status: String,
+    pub status: StreamStatus,
     /// Device name.
     pub device_name: Option<String>,
     /// Media type.
@@ -51,7 +51,7 @@ impl StreamMeta {
 
     /// The status as the API enum.
     pub fn status(&self) -> StreamStatus {
-        self.status.parse().unwrap_or(StreamStatus::Active)
+        self.status
     }
 
     /// The storage tier as the API enum.
@@ -74,18 +74,55 @@ impl StreamMeta {
         }
     }
 
-    /// Directory name of the stream's data: creation millis first, so no name can form `..`.
+    /// Directory name of the stream's data: creation millis and a short hash of the name (names
+    /// of up to 256 characters would overflow the 255-byte file name limit; the name itself is
+    /// in the metadata file).
     pub fn dir_name(&self) -> String {
+        let hash = kvs_core::sigv4::canonical::sha256_hex(self.name.as_bytes());
+        format!(
+            "{}-{}",
+            self.creation_ms,
+            hash.get(..16).unwrap_or_default()
+        )
+    }
+
+    /// The directory name earlier versions used (`{creation_ms}-{name}`), migrated at start.
+    pub fn legacy_dir_name(&self) -> String {
         format!("{}-{}", self.creation_ms, self.name)
     }
 }
 
-/// A fragment received but not yet durable (retention > 0): readable by live GetMedia from the
-/// cache, entered into the [`FragmentIndex`] once PERSISTED.
-#[derive(Debug, Clone, Copy)]
+/// Where a [`PendingFragment`] is on its way into the [`FragmentIndex`].
+pub enum PendingState {
+    /// Reserved when its cluster opened: not readable yet, and every later fragment waits for
+    /// it (fragments enter the index in sequence order even when two connections of a rotating
+    /// producer overlap).
+    Open,
+    /// Complete and readable from the cache. `Some` holds the job that hands it to the writer
+    /// (retention > 0); `None` means it enters the index directly (retention 0).
+    Ready(Option<Box<dyn FnOnce() + Send>>),
+    /// Handed to the writer; entered into the index when the write completes.
+    Submitted,
+}
+
+impl std::fmt::Debug for PendingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PendingState::Open => "Open",
+            PendingState::Ready(Some(_)) => "Ready(write)",
+            PendingState::Ready(None) => "Ready(memory)",
+            PendingState::Submitted => "Submitted",
+        })
+    }
+}
+
+/// A fragment not yet in the index: open, complete, or being written.
+#[derive(Debug)]
 pub struct PendingFragment {
     /// The index entry (its `location` is set when the write completes).
     pub fragment: Fragment,
+    /// Its progress.
+    pub state: PendingState,
 }
 
 /// Fragment data of one stream.
@@ -108,8 +145,11 @@ pub struct StreamData {
     pub header_runs: BTreeMap<u64, u64>,
     /// Producer headers by id.
     pub headers: HashMap<u64, Arc<ProducerHeader>>,
-    /// Headers already durable on disk.
+    /// Headers durable on disk (marked when their write completed successfully).
     pub durable_headers: std::collections::HashSet<u64>,
+    /// Headers handed to the writer and not failed (a failed one is written again by the next
+    /// fragment that needs it; the writer fails fragments whose header failed).
+    pub submitted_headers: std::collections::HashSet<u64>,
     /// Segment files on disk, by id (the sequence of the first fragment stored in each).
     pub segments: BTreeSet<u64>,
     /// Next sequence number.
@@ -124,15 +164,71 @@ pub struct StreamData {
 pub const NOT_ON_DISK: u64 = u64::MAX;
 
 impl StreamData {
-    /// The first fragment (indexed or pending) whose sequence is `>= seq`.
+    /// The first readable fragment (indexed or pending) whose sequence is `>= seq`; `None`
+    /// while the next one is still open (readers never skip a fragment that is on its way).
     pub fn next_from(&self, seq: u64) -> Option<Fragment> {
         let indexed = self.index.iter_from_sequence(seq).next().copied();
         let i = self.pending.partition_point(|p| p.fragment.sequence < seq);
-        let pending = self.pending.get(i).map(|p| p.fragment);
+        let pending = self
+            .pending
+            .get(i)
+            .filter(|p| !matches!(p.state, PendingState::Open))
+            .map(|p| p.fragment);
         match (indexed, pending) {
             (Some(a), Some(b)) => Some(if a.sequence <= b.sequence { a } else { b }),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The position of pending fragment `seq`.
+    pub fn pending_position(&self, seq: u64) -> Option<usize> {
+        let i = self.pending.partition_point(|p| p.fragment.sequence < seq);
+        self.pending
+            .get(i)
+            .is_some_and(|p| p.fragment.sequence == seq)
+            .then_some(i)
+    }
+
+    /// Moves complete fragments along in sequence order: hands ready ones to the writer, and
+    /// enters ready in-memory ones into the index once nothing before them is pending. Stops at
+    /// the first open fragment. Returns whether anything became readable in the index.
+    pub fn flush_pending(&mut self) -> bool {
+        let mut indexed = false;
+        let mut i = 0;
+        while let Some(p) = self.pending.get_mut(i) {
+            match &mut p.state {
+                PendingState::Open => break,
+                PendingState::Submitted => i += 1,
+                PendingState::Ready(job) => match job.take() {
+                    Some(job) => {
+                        p.state = PendingState::Submitted;
+                        job();
+                        i += 1;
+                    }
+                    None if i == 0 => {
+                        if let Some(p) = self.pending.pop_front() {
+                            // Sequences are appended in order here, so the index accepts it.
+                            indexed |= self.index.append(p.fragment).is_ok();
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        indexed
+    }
+
+    /// Forgets a reserved fragment that will never complete (its connection broke or failed).
+    pub fn abandon(&mut self, seq: u64) {
+        if let Some(i) = self.pending_position(seq)
+            && matches!(
+                self.pending.get(i).map(|p| &p.state),
+                Some(PendingState::Open)
+            )
+        {
+            self.pending.remove(i);
+        }
+        self.flush_pending();
     }
 
     /// The header id fragment `seq` was produced with.
@@ -159,10 +255,12 @@ impl StreamData {
             .map(|(_, b)| b.clone())
     }
 
-    /// Adds fragment bytes to the cache (sequences arrive in increasing order).
+    /// Adds fragment bytes to the cache.
     pub fn cache_push(&mut self, seq: u64, bytes: Bytes) {
         self.cached_bytes += bytes.len() as u64;
-        self.cache.push_back((seq, bytes));
+        // Overlapping connections may complete fragments out of order: keep it sorted.
+        let i = self.cache.partition_point(|(s, _)| *s < seq);
+        self.cache.insert(i, (seq, bytes));
     }
 
     /// Drops cached bytes of every fragment with a sequence below `seq`.
@@ -280,32 +378,65 @@ impl Stream {
 
     /// Tells live readers that fragments up to `seq` are published.
     pub fn notify(&self, seq: u64) {
-        self.published.send_replace(seq + 1);
+        // Never backwards (fragments of overlapping connections complete out of order), but
+        // always wake readers: an earlier fragment may just have become readable.
+        self.published.send_modify(|v| *v = (*v).max(seq + 1));
     }
 }
 
-/// A counted connection slot, released on drop.
-pub struct Slot<'a>(&'a AtomicUsize);
+/// Which per-stream connection count a [`Slot`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// GetMedia.
+    GetMedia,
+    /// GetMediaForFragmentList.
+    FragmentList,
+}
 
-impl<'a> Slot<'a> {
+/// A counted connection slot on a stream, released on drop.
+#[derive(Debug)]
+pub struct Slot {
+    stream: Arc<Stream>,
+    kind: SlotKind,
+}
+
+impl Slot {
+    fn counter(stream: &Stream, kind: SlotKind) -> &AtomicUsize {
+        match kind {
+            SlotKind::GetMedia => &stream.consumers,
+            SlotKind::FragmentList => &stream.list_consumers,
+        }
+    }
+
     /// Takes a slot if fewer than `max` are taken.
-    pub fn acquire(counter: &'a AtomicUsize, max: usize) -> Option<Slot<'a>> {
+    pub fn acquire(stream: &Arc<Stream>, kind: SlotKind, max: usize) -> Option<Slot> {
+        let counter = Self::counter(stream, kind);
         let mut cur = counter.load(Ordering::SeqCst);
         loop {
             if cur >= max {
                 return None;
             }
             match counter.compare_exchange(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => return Some(Slot(counter)),
+                Ok(_) => {
+                    return Some(Slot {
+                        stream: stream.clone(),
+                        kind,
+                    });
+                }
                 Err(now) => cur = now,
             }
         }
     }
+
+    /// The stream.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        Self::counter(&self.stream, self.kind).fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -339,4 +470,20 @@ pub fn new_version() -> String {
     raw.iter()
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_stored_as_the_api_string() {
+        let text = r#"{"name":"a","creation_ms":1,"version":"v","status":"DELETING",
+            "device_name":null,"media_type":null,"kms_key_id":"k","retention_hours":0,
+            "tags":{},"storage_tier":"HOT"}"#;
+        let meta: StreamMeta = serde_json::from_str(text).unwrap();
+        assert_eq!(meta.status, StreamStatus::Deleting);
+        let back = serde_json::to_value(&meta).unwrap();
+        assert_eq!(back["status"], "DELETING");
+    }
 }

@@ -29,8 +29,11 @@ const MAGIC: &[u8; 4] = b"KVSF";
 const RECORD_HEADER_LEN: usize = 13;
 const KIND_HEADER: u8 = 1;
 const KIND_FRAGMENT: u8 = 2;
-/// Largest record accepted on recovery (a fragment is at most 50 MB plus its metadata).
+/// Largest record written or accepted on recovery.
 const MAX_RECORD_LEN: u32 = 64 * 1024 * 1024;
+/// Largest fragment a segment record can hold (the record limit less the fragment metadata):
+/// the ceiling of [`crate::Limits::max_fragment_bytes`].
+pub const MAX_FRAGMENT_BYTES: u64 = MAX_RECORD_LEN as u64 - META_LEN as u64;
 const HEADERS_FILE: &str = "headers.log";
 const INDEX_FILE: &str = "index.log";
 
@@ -74,17 +77,18 @@ pub struct RecoveredFragment {
 }
 
 impl RecoveredFragment {
-    /// Its index entry.
-    pub fn index_entry(&self) -> Fragment {
-        Fragment {
+    /// Its index entry; `None` when its length or duration does not fit the index (never
+    /// for records this server wrote).
+    pub fn index_entry(&self) -> Option<Fragment> {
+        Some(Fragment {
             sequence: self.record.seq,
             server_timestamp_ms: self.record.server_ms,
             producer_timestamp_ms: self.record.producer_ms,
             location: self.location.offset,
-            size_bytes: u32::try_from(self.location.len).unwrap_or(u32::MAX),
-            duration_ms: u32::try_from(self.record.duration_ms).unwrap_or(u32::MAX),
+            size_bytes: u32::try_from(self.location.len).ok()?,
+            duration_ms: u32::try_from(self.record.duration_ms).ok()?,
             random: self.record.random,
-        }
+        })
     }
 }
 
@@ -99,6 +103,8 @@ pub struct IndexRecovery {
     pub appended_from_segments: usize,
     /// True when the log disagreed with the segments and the index was rebuilt from them.
     pub rebuilt_from_segments: bool,
+    /// Segments read in full with CRC checks (the newest one, or all when the log disagreed).
+    pub segments_fully_scanned: usize,
 }
 
 /// Everything recovered for one stream directory.
@@ -122,8 +128,16 @@ pub struct Recovered {
     pub index_recovery: IndexRecovery,
 }
 
-fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> Bytes {
+fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> io::Result<Bytes> {
     let len: usize = payload_parts.iter().map(|p| p.len()).sum();
+    let len32 = u32::try_from(len)
+        .ok()
+        .filter(|l| *l <= MAX_RECORD_LEN)
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "record of {len} bytes exceeds the {MAX_RECORD_LEN}-byte record limit"
+            ))
+        })?;
     let mut crc = kvs_core::crc32::Crc32::new();
     for p in payload_parts {
         crc.update(p);
@@ -131,12 +145,12 @@ fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> Bytes {
     let mut out = BytesMut::with_capacity(RECORD_HEADER_LEN + len);
     out.put_slice(MAGIC);
     out.put_u8(kind);
-    out.put_u32_le(u32::try_from(len).unwrap_or(u32::MAX));
+    out.put_u32_le(len32);
     out.put_u32_le(crc.finalize());
     for p in payload_parts {
         out.put_slice(p);
     }
-    out.freeze()
+    Ok(out.freeze())
 }
 
 const META_LEN: usize = 52;
@@ -178,12 +192,14 @@ fn parse_fragment_meta(p: &[u8]) -> Option<(FragmentRecord, usize)> {
     ))
 }
 
-/// Reads records from `file` until the end or the first bad one; returns (records with their
-/// payload offsets, the length of the valid prefix).
-/// One record read back: kind, offset of its payload, payload.
-type RawRecord = (u8, u64, Vec<u8>);
+/// One record read back: kind, offset of its payload, payload length, payload (or, in a light
+/// scan, its first [`META_LEN`] bytes).
+type RawRecord = (u8, u64, u64, Vec<u8>);
 
-fn scan_records(path: &Path) -> io::Result<(Vec<RawRecord>, u64, u64)> {
+/// Reads records from `path` until the end or the first bad one; returns (records, the length
+/// of the valid prefix, the file length). A full scan reads and CRC-checks every payload; a
+/// light scan (sealed, fsynced segments) reads only record heads and fragment metadata.
+fn scan_records(path: &Path, full: bool) -> io::Result<(Vec<RawRecord>, u64, u64)> {
     let mut file = File::open(path)?;
     let total = file.metadata()?.len();
     let mut records = Vec::new();
@@ -204,12 +220,22 @@ fn scan_records(path: &Path) -> io::Result<(Vec<RawRecord>, u64, u64)> {
         if len > MAX_RECORD_LEN || total - pos - (RECORD_HEADER_LEN as u64) < u64::from(len) {
             break;
         }
-        let mut payload = vec![0u8; len as usize];
+        let read = if full {
+            len as usize
+        } else {
+            (len as usize).min(META_LEN)
+        };
+        let mut payload = vec![0u8; read];
         file.read_exact(&mut payload)?;
-        if kvs_core::crc32::crc32(&payload) != crc {
+        if full && kvs_core::crc32::crc32(&payload) != crc {
             break;
         }
-        records.push((kind, pos + RECORD_HEADER_LEN as u64, payload));
+        records.push((
+            kind,
+            pos + RECORD_HEADER_LEN as u64,
+            u64::from(len),
+            payload,
+        ));
         pos += RECORD_HEADER_LEN as u64 + u64::from(len);
     }
     Ok((records, pos, total))
@@ -249,16 +275,17 @@ fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Recovers a stream directory: cuts partial tails of the header log, the segments and the index
 /// log, rebuilds the [`FragmentIndex`] from its log and cross-checks it against the segments.
-pub fn recover(dir: &Path) -> io::Result<Recovered> {
+/// Fragments with a server timestamp before `cutoff_ms` (retention; 0 for none) are left out.
+pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     let mut out = Recovered::default();
     let headers_path = dir.join(HEADERS_FILE);
     if headers_path.exists() {
-        let (records, valid, total) = scan_records(&headers_path)?;
+        let (records, valid, total) = scan_records(&headers_path, true)?;
         if valid < total {
             truncate_to(&headers_path, valid)?;
             out.truncated_bytes += total - valid;
         }
-        for (kind, _, payload) in records {
+        for (kind, _, _, payload) in records {
             if kind == KIND_HEADER && payload.len() >= 8 {
                 let mut id = [0u8; 8];
                 id.copy_from_slice(&payload[..8]);
@@ -271,44 +298,10 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
     }
     // The segments are the ground truth: every complete record in them was written before its
     // index record, and the index log is fsynced lazily (its lost tail is re-added from them).
-    let mut on_disk: Vec<RecoveredFragment> = Vec::new();
-    for seg in segment_ids(dir)? {
-        out.segments.insert(seg);
-        let path = dir.join(segment_name(seg));
-        let (records, valid, total) = scan_records(&path)?;
-        if valid < total {
-            truncate_to(&path, valid)?;
-            out.truncated_bytes += total - valid;
-        }
-        for (kind, payload_offset, payload) in records {
-            if kind != KIND_FRAGMENT {
-                continue;
-            }
-            let Some((record, meta_len)) = parse_fragment_meta(&payload) else {
-                continue;
-            };
-            if record.seq < seg || !out.headers.contains_key(&record.header_id) {
-                // Misplaced, or its header never became durable: never acknowledged.
-                continue;
-            }
-            out.last_seq = out.last_seq.max(Some(record.seq));
-            out.last_server_ms = out.last_server_ms.max(record.server_ms);
-            let location = Location {
-                segment: seg,
-                offset: payload_offset + meta_len as u64,
-                len: (payload.len() - meta_len) as u64,
-            };
-            on_disk.push(RecoveredFragment { record, location });
-        }
-    }
-    on_disk.sort_by_key(|f| f.record.seq);
-    on_disk.dedup_by_key(|f| f.record.seq);
-    for f in &on_disk {
-        if out.header_runs.values().next_back() != Some(&f.record.header_id) {
-            out.header_runs.insert(f.record.seq, f.record.header_id);
-        }
-    }
-
+    // Sealed segments were fsynced when they were rotated out: only their record heads are read
+    // unless the index log disagrees with them.
+    let mut rec = IndexRecovery::default();
+    let mut on_disk = scan_segments(dir, &mut out, false, &mut rec)?;
     // The index log.
     let index_path = dir.join(INDEX_FILE);
     let mut rebuilder = Rebuilder::default();
@@ -326,19 +319,27 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         }
     }
     let rebuilt = rebuilder.finish();
-    let mut rec = IndexRecovery {
-        from_log: rebuilt.index.len(),
-        log_truncated_bytes: log_len - rebuilt.valid_bytes.min(log_len),
-        ..IndexRecovery::default()
+    rec.from_log = rebuilt.index.len();
+    rec.log_truncated_bytes = log_len - rebuilt.valid_bytes.min(log_len);
+    let agrees = |on_disk: &[RecoveredFragment]| {
+        rebuilt.index.iter().all(|f| {
+            on_disk
+                .binary_search_by_key(&f.sequence, |d| d.record.seq)
+                .ok()
+                .and_then(|i| on_disk.get(i))
+                .is_some_and(|d| d.index_entry() == Some(*f))
+        })
     };
-    let by_seq = |seq: u64| -> Option<&RecoveredFragment> {
-        let i = on_disk.binary_search_by_key(&seq, |f| f.record.seq).ok()?;
-        on_disk.get(i)
-    };
-    let consistent = rebuilt
-        .index
-        .iter()
-        .all(|f| by_seq(f.sequence).is_some_and(|d| d.index_entry() == *f));
+    let mut consistent = agrees(&on_disk);
+    if !consistent {
+        // Verify every segment before trusting (or rebuilding from) them.
+        out.last_seq = None;
+        out.last_server_ms = 0;
+        out.header_runs.clear();
+        rec.segments_fully_scanned = 0;
+        on_disk = scan_segments(dir, &mut out, true, &mut rec)?;
+        consistent = agrees(&on_disk);
+    }
     let mut index = if consistent {
         rebuilt.index
     } else {
@@ -350,7 +351,10 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         if after.is_some_and(|a| f.record.seq <= a) {
             continue;
         }
-        if index.append(f.index_entry()).is_ok() && !rec.rebuilt_from_segments {
+        let Some(entry) = f.index_entry() else {
+            continue;
+        };
+        if index.append(entry).is_ok() && !rec.rebuilt_from_segments {
             rec.appended_from_segments += 1;
         }
     }
@@ -371,9 +375,73 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         fs::rename(&tmp, &index_path)?;
         sync_dir(dir)?;
     }
+    // Retention: what expired while the server was down is never served.
+    if cutoff_ms > 0 {
+        index.trim_before(cutoff_ms);
+    }
     out.index_recovery = rec;
     out.index = index;
     Ok(out)
+}
+
+/// Scans the segments of `dir` (the newest one always fully, with CRCs; the others fully only
+/// when `full`), cutting torn tails, and returns their fragments in sequence order.
+fn scan_segments(
+    dir: &Path,
+    out: &mut Recovered,
+    full: bool,
+    rec: &mut IndexRecovery,
+) -> io::Result<Vec<RecoveredFragment>> {
+    let mut on_disk: Vec<RecoveredFragment> = Vec::new();
+    let ids = segment_ids(dir)?;
+    let newest = ids.last().copied();
+    for seg in ids {
+        out.segments.insert(seg);
+        let path = dir.join(segment_name(seg));
+        let full_scan = full || Some(seg) == newest;
+        if full_scan {
+            rec.segments_fully_scanned += 1;
+        }
+        let (records, valid, total) = scan_records(&path, full_scan)?;
+        if valid < total {
+            if !full_scan {
+                // A sealed segment that does not parse: verify everything.
+                rec.segments_fully_scanned = 0;
+                return scan_segments(dir, out, true, rec);
+            }
+            truncate_to(&path, valid)?;
+            out.truncated_bytes += total - valid;
+        }
+        for (kind, payload_offset, payload_len, payload) in records {
+            if kind != KIND_FRAGMENT {
+                continue;
+            }
+            let Some((record, meta_len)) = parse_fragment_meta(&payload) else {
+                continue;
+            };
+            if record.seq < seg || !out.headers.contains_key(&record.header_id) {
+                // Misplaced, or its header never became durable: never acknowledged.
+                continue;
+            }
+            out.last_seq = out.last_seq.max(Some(record.seq));
+            out.last_server_ms = out.last_server_ms.max(record.server_ms);
+            let location = Location {
+                segment: seg,
+                offset: payload_offset + meta_len as u64,
+                len: payload_len.saturating_sub(meta_len as u64),
+            };
+            on_disk.push(RecoveredFragment { record, location });
+        }
+    }
+    on_disk.sort_by_key(|f| f.record.seq);
+    on_disk.dedup_by_key(|f| f.record.seq);
+    for f in &on_disk {
+        if out.header_runs.values().next_back() != Some(&f.record.header_id) {
+            out.header_runs.insert(f.record.seq, f.record.header_id);
+        }
+    }
+
+    Ok(on_disk)
 }
 
 /// Reads a fragment's bytes.
@@ -427,6 +495,39 @@ struct OpenStream {
     headers: Option<File>,
     segment: Option<(u64, File, u64)>,
     index: Option<File>,
+    /// Headers whose write or sync failed: fragments that need them fail too (until the header
+    /// is written again successfully).
+    failed_headers: std::collections::HashSet<u64>,
+    /// Batch number of the last job that used these files (LRU).
+    used: u64,
+}
+
+impl OpenStream {
+    /// Syncs and closes every file (LRU eviction, Forget).
+    fn close(self) {
+        if let Some((_, f, _)) = &self.segment {
+            let _ = f.sync_data();
+        }
+        if let Some(f) = &self.index {
+            let _ = f.sync_data();
+        }
+        if let Some(f) = &self.headers {
+            let _ = f.sync_data();
+        }
+    }
+}
+
+/// The newest segment of `dir` for fragment `seq` to continue, when it has room.
+fn reopen_segment(dir: &Path, seq: u64, limit: u64) -> io::Result<Option<(u64, File, u64)>> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let Some(id) = segment_ids(dir)?.into_iter().rev().find(|id| *id <= seq) else {
+        return Ok(None);
+    };
+    let f = open_append(&dir.join(segment_name(id)))?;
+    let size = f.metadata()?.len();
+    Ok((size < limit).then_some((id, f, size)))
 }
 
 impl OpenStream {
@@ -443,11 +544,53 @@ impl OpenStream {
     }
 }
 
-/// Rotation size of segment files.
-#[derive(Debug, Clone, Copy)]
+/// A write or sync the writer performs (for fault injection in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultPoint {
+    /// Appending a header record.
+    HeaderWrite,
+    /// The per-batch fsync of a header log.
+    HeaderSync,
+    /// Appending a fragment record.
+    SegmentWrite,
+    /// The per-batch fsync of a segment.
+    SegmentSync,
+    /// The fsync of a segment that is being rotated out.
+    RotateSync,
+}
+
+/// Fault injection: called before each [`FaultPoint`] with the stream directory; an error
+/// makes that operation fail as if the file system had failed it.
+#[derive(Clone)]
+pub struct Faults(pub std::sync::Arc<FaultHook>);
+
+/// The fault-injection callback of [`Faults`].
+pub type FaultHook = dyn Fn(FaultPoint, &Path) -> io::Result<()> + Send + Sync;
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Faults(..)")
+    }
+}
+
+fn check(faults: &Option<Faults>, point: FaultPoint, dir: &Path) -> io::Result<()> {
+    match faults {
+        Some(Faults(f)) => f(point, dir),
+        None => Ok(()),
+    }
+}
+
+/// Writer settings.
+#[derive(Debug, Clone)]
 pub struct WriterConfig {
     /// A new segment starts once the current one exceeds this many bytes.
     pub segment_bytes: u64,
+    /// Fault injection (tests); `None` in production.
+    pub faults: Option<Faults>,
+    /// Most streams whose files stay open (up to 3 descriptors each); the least recently used
+    /// ones beyond it are synced and closed.
+    pub max_open_streams: usize,
 }
 
 impl Writer {
@@ -512,7 +655,9 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
     let mut open: HashMap<PathBuf, OpenStream> = HashMap::new();
+    let mut batch_no = 0u64;
     while let Ok(first) = rx.recv() {
+        batch_no += 1;
         let mut batch = vec![first];
         while batch.len() < 256 {
             match rx.try_recv() {
@@ -524,6 +669,11 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
         let mut touched_headers: Vec<PathBuf> = Vec::new();
         let mut touched_segments: Vec<PathBuf> = Vec::new();
         let mut after: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+        // Streams whose durability failed in this batch: every job of the batch fails.
+        let mut failed: Vec<PathBuf> = Vec::new();
+        // Headers written in this batch, by stream (failed too when their sync fails).
+        let mut batch_headers: Vec<(PathBuf, u64)> = Vec::new();
+        let faults = &config.faults;
         for job in batch {
             match job {
                 Job::Header {
@@ -539,12 +689,20 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             s.headers = Some(open_append(&dir.join(HEADERS_FILE))?);
                             sync_dir(&dir)?;
                         }
-                        let rec = encode_record(KIND_HEADER, &[&id.to_le_bytes(), &bytes]);
+                        let rec = encode_record(KIND_HEADER, &[&id.to_le_bytes(), &bytes])?;
+                        check(faults, FaultPoint::HeaderWrite, &dir)?;
                         if let Some(f) = s.headers.as_mut() {
                             f.write_all(&rec)?;
                         }
                         Ok(None)
                     })();
+                    let s = open.entry(dir.clone()).or_default();
+                    if result.is_ok() {
+                        s.failed_headers.remove(&id);
+                        batch_headers.push((dir.clone(), id));
+                    } else {
+                        s.failed_headers.insert(id);
+                    }
                     if result.is_ok() && !touched_headers.contains(&dir) {
                         touched_headers.push(dir);
                     }
@@ -559,6 +717,17 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                 } => {
                     let result = (|| {
                         let s = open.entry(dir.clone()).or_default();
+                        if s.segment.is_none() {
+                            // Files closed by the LRU (or a restart): continue the newest
+                            // segment rather than starting a small one.
+                            s.segment = reopen_segment(&dir, record.seq, config.segment_bytes)?;
+                        }
+                        if s.failed_headers.contains(&record.header_id) {
+                            return Err(io::Error::other(format!(
+                                "producer header {} of this fragment was not stored",
+                                record.header_id
+                            )));
+                        }
                         let rotate = match &s.segment {
                             None => true,
                             Some((_, _, size)) => *size >= config.segment_bytes,
@@ -566,9 +735,16 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                         if rotate {
                             fs::create_dir_all(&dir)?;
                             if let Some((_, f, _)) = s.segment.take() {
-                                f.sync_data()?;
-                                if let Some(ix) = &s.index {
-                                    ix.sync_data()?;
+                                let synced = check(faults, FaultPoint::RotateSync, &dir)
+                                    .and_then(|()| f.sync_data())
+                                    .and_then(|()| match &s.index {
+                                        Some(ix) => ix.sync_data(),
+                                        None => Ok(()),
+                                    });
+                                if let Err(e) = synced {
+                                    // Earlier jobs of this batch wrote to that segment too.
+                                    failed.push(dir.clone());
+                                    return Err(e);
                                 }
                             }
                             let path = dir.join(segment_name(record.seq));
@@ -578,12 +754,14 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             s.segment = Some((record.seq, f, size));
                         }
                         let meta = fragment_meta(&record);
-                        let rec = encode_record(KIND_FRAGMENT, &[&meta, &data]);
+                        let rec = encode_record(KIND_FRAGMENT, &[&meta, &data])?;
                         let Some((seg, f, size)) = s.segment.as_mut() else {
                             return Err(io::Error::other("no open segment"));
                         };
                         let offset = *size + (RECORD_HEADER_LEN + meta.len()) as u64;
-                        if let Err(e) = f.write_all(&rec) {
+                        if let Err(e) = check(faults, FaultPoint::SegmentWrite, &dir)
+                            .and_then(|()| f.write_all(&rec))
+                        {
                             // Cut what may have been written so the segment stays consistent.
                             let _ = f.set_len(*size);
                             return Err(e);
@@ -627,8 +805,8 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                     let _ = sync_dir(&dir);
                 }
                 Job::Forget { dir, done } => {
-                    if let Some(ix) = open.remove(&dir).and_then(|s| s.index) {
-                        let _ = ix.sync_data();
+                    if let Some(s) = open.remove(&dir) {
+                        s.close();
                     }
                     touched_headers.retain(|d| d != &dir);
                     touched_segments.retain(|d| d != &dir);
@@ -637,17 +815,24 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
             }
         }
         // Headers first: a fragment must never be durable without its header.
-        let mut failed: Vec<PathBuf> = Vec::new();
         for dir in &touched_headers {
-            if let Some(f) = open.get(dir).and_then(|s| s.headers.as_ref())
-                && f.sync_data().is_err()
+            if let Some(s) = open.get_mut(dir)
+                && let Some(f) = s.headers.as_ref()
+                && check(faults, FaultPoint::HeaderSync, dir)
+                    .and_then(|()| f.sync_data())
+                    .is_err()
             {
                 failed.push(dir.clone());
+                for (_, id) in batch_headers.iter().filter(|(d, _)| d == dir) {
+                    s.failed_headers.insert(*id);
+                }
             }
         }
         for dir in &touched_segments {
             if let Some((_, f, _)) = open.get(dir).and_then(|s| s.segment.as_ref())
-                && f.sync_data().is_err()
+                && check(faults, FaultPoint::SegmentSync, dir)
+                    .and_then(|()| f.sync_data())
+                    .is_err()
             {
                 failed.push(dir.clone());
             }
@@ -666,6 +851,31 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
         for f in after {
             f();
         }
+        for s in open.values_mut() {
+            if s.used == 0 {
+                s.used = batch_no;
+            }
+        }
+        for dir in touched_headers.iter().chain(&touched_segments) {
+            if let Some(s) = open.get_mut(dir) {
+                s.used = batch_no;
+            }
+        }
+        // Bounded descriptors: close the least recently used streams' files.
+        while open.len() > config.max_open_streams.max(1) {
+            // Streams with a failed header keep their state (their fragments must keep failing).
+            let Some(lru) = open
+                .iter()
+                .filter(|(_, s)| s.failed_headers.is_empty())
+                .min_by_key(|(_, s)| s.used)
+                .map(|(d, _)| d.clone())
+            else {
+                break;
+            };
+            if let Some(s) = open.remove(&lru) {
+                s.close();
+            }
+        }
     }
 }
 
@@ -677,7 +887,12 @@ mod tests {
     fn records_round_trip_and_tail_is_cut() {
         let dir = std::env::temp_dir().join(format!("kvs-store-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let writer = Writer::start(WriterConfig { segment_bytes: 100 }).unwrap();
+        let writer = Writer::start(WriterConfig {
+            segment_bytes: 100,
+            faults: None,
+            max_open_streams: 8,
+        })
+        .unwrap();
         let (tx, rx) = mpsc::channel();
         let t = tx.clone();
         writer.append_header(
@@ -731,7 +946,7 @@ mod tests {
         // And a torn index record.
         let mut f = open_append(&dir.join(INDEX_FILE)).unwrap();
         f.write_all(&[codec::RECORD_FRAGMENT, 44, 1, 2, 3]).unwrap();
-        let rec = recover(&dir).unwrap();
+        let rec = recover(&dir, 0).unwrap();
         assert_eq!(rec.index.len(), 5);
         assert!(rec.truncated_bytes > 0);
         assert_eq!(rec.index_recovery.from_log, 5);
@@ -755,12 +970,12 @@ mod tests {
         assert_eq!(rec.headers[&7], Bytes::from_static(b"head"));
         assert_eq!(rec.header_runs.get(&0), Some(&7));
         // The log was rewritten clean: a second recovery changes nothing.
-        let again = recover(&dir).unwrap();
+        let again = recover(&dir, 0).unwrap();
         assert_eq!(again.index_recovery.log_truncated_bytes, 0);
         assert_eq!(again.index.len(), 5);
         // A lost index log is rebuilt from the segments.
         fs::remove_file(dir.join(INDEX_FILE)).unwrap();
-        let lost = recover(&dir).unwrap();
+        let lost = recover(&dir, 0).unwrap();
         assert_eq!(lost.index.len(), 5);
         assert_eq!(lost.index_recovery.appended_from_segments, 5);
         // An index record disagreeing with the data makes the segments win.
@@ -769,10 +984,227 @@ mod tests {
         wrong.location += 1;
         wrong.encode_record(&mut bad);
         fs::write(dir.join(INDEX_FILE), &bad).unwrap();
-        let fixed = recover(&dir).unwrap();
+        let fixed = recover(&dir, 0).unwrap();
         assert!(fixed.index_recovery.rebuilt_from_segments);
         assert_eq!(fixed.index.len(), 5);
         assert_eq!(fixed.index.first().unwrap().location, locs[0].offset);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn record(seq: u64, header_id: u64) -> (FragmentRecord, Fragment) {
+        let record = FragmentRecord {
+            seq,
+            server_ms: 1000 + seq,
+            producer_ms: 2000 + seq,
+            duration_ms: 10,
+            header_id,
+            timecode: seq * 10,
+            random: 0,
+        };
+        let entry = Fragment {
+            sequence: seq,
+            server_timestamp_ms: 1000 + seq,
+            producer_timestamp_ms: 2000 + seq,
+            location: 0,
+            size_bytes: 60,
+            duration_ms: 10,
+            random: 0,
+        };
+        (record, entry)
+    }
+
+    type Results = mpsc::Receiver<(u64, bool)>;
+
+    fn send_fragment(
+        w: &Writer,
+        dir: &Path,
+        seq: u64,
+        header: u64,
+        tx: &mpsc::Sender<(u64, bool)>,
+    ) {
+        let (record, entry) = record(seq, header);
+        let t = tx.clone();
+        w.append_fragment(
+            dir.to_owned(),
+            record,
+            entry,
+            Bytes::from(vec![1u8; 60]),
+            Box::new(move |r| t.send((seq, r.is_ok())).unwrap()),
+        );
+    }
+
+    fn send_header(w: &Writer, dir: &Path, id: u64, tx: &mpsc::Sender<(u64, bool)>) {
+        let t = tx.clone();
+        w.append_header(
+            dir.to_owned(),
+            id,
+            Bytes::from_static(b"head"),
+            Box::new(move |r| t.send((u64::MAX - id, r.is_ok())).unwrap()),
+        );
+    }
+
+    fn collect(rx: &Results, n: usize) -> BTreeMap<u64, bool> {
+        (0..n).map(|_| rx.recv().unwrap()).collect()
+    }
+
+    fn faulty(
+        segment_bytes: u64,
+        hook: impl Fn(FaultPoint, &Path) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Writer {
+        Writer::start(WriterConfig {
+            segment_bytes,
+            faults: Some(Faults(std::sync::Arc::new(hook))),
+            max_open_streams: 8,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn fragments_fail_when_their_header_was_not_stored() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = std::env::temp_dir().join(format!("kvs-store-hdr-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let broken = std::sync::Arc::new(AtomicBool::new(true));
+        let b = broken.clone();
+        let w = faulty(1 << 20, move |p, _| {
+            if p == FaultPoint::HeaderSync && b.load(Ordering::SeqCst) {
+                Err(io::Error::other("injected header fsync failure"))
+            } else {
+                Ok(())
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        assert!(!collect(&rx, 1)[&(u64::MAX - 7)]);
+        // A later batch: the fragment needs header 7, which never became durable.
+        send_fragment(&w, &dir, 0, 7, &tx);
+        assert!(!collect(&rx, 1)[&0]);
+        // Written again successfully: fragments that need it are stored.
+        broken.store(false, Ordering::SeqCst);
+        send_header(&w, &dir, 7, &tx);
+        assert!(collect(&rx, 1)[&(u64::MAX - 7)]);
+        send_fragment(&w, &dir, 1, 7, &tx);
+        assert!(collect(&rx, 1)[&1]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn failed_rotation_sync_fails_every_job_of_the_batch() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-rot-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let w = faulty(100, |p, _| match p {
+            // Holds the writer so the next jobs queue up into one batch.
+            FaultPoint::HeaderWrite => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok(())
+            }
+            FaultPoint::RotateSync => Err(io::Error::other("injected rotation fsync failure")),
+            _ => Ok(()),
+        });
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // One batch: fragment 0 opens a segment, fragment 1 rotates it out (its sync fails).
+        send_fragment(&w, &dir, 0, 7, &tx);
+        send_fragment(&w, &dir, 1, 7, &tx);
+        let r = collect(&rx, 3);
+        assert!(r[&(u64::MAX - 7)]);
+        assert!(!r[&1], "{r:?}");
+        assert!(
+            !r[&0],
+            "fragment 0 was written to the segment whose sync failed: {r:?}"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Open descriptors of this process under `root`.
+    fn fds_under(root: &Path) -> usize {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .filter(|p| p.starts_with(root))
+            .count()
+    }
+
+    #[test]
+    fn open_files_are_bounded_by_an_lru() {
+        let root = std::env::temp_dir().join(format!("kvs-store-lru-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 1 << 20,
+            faults: None,
+            max_open_streams: 2,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let dirs: Vec<PathBuf> = (0..6).map(|i| root.join(format!("s{i}"))).collect();
+        for round in 0..2u64 {
+            for d in &dirs {
+                if round == 0 {
+                    send_header(&w, d, 7, &tx);
+                    collect(&rx, 1);
+                }
+                send_fragment(&w, d, round, 7, &tx);
+                assert!(collect(&rx, 1)[&round]);
+            }
+        }
+        // At most two streams' files (3 each) stay open.
+        assert!(
+            fds_under(&root) <= 6,
+            "{} descriptors open",
+            fds_under(&root)
+        );
+        for d in &dirs {
+            // Reopened streams continued their segment instead of starting a new one.
+            assert_eq!(segment_ids(d).unwrap(), vec![0]);
+            let rec = recover(d, 0).unwrap();
+            assert_eq!(rec.index.len(), 2);
+        }
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn recovery_reads_sealed_segments_lightly_and_applies_retention() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-rec-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        // 125-byte records, 200-byte segments: two fragments per segment.
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 200,
+            faults: None,
+            max_open_streams: 8,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        collect(&rx, 1);
+        for seq in 0..6 {
+            send_fragment(&w, &dir, seq, 7, &tx);
+            assert!(collect(&rx, 1)[&seq]);
+        }
+        let (tx2, rx2) = mpsc::channel();
+        w.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
+        rx2.recv().unwrap();
+        assert_eq!(segment_ids(&dir).unwrap().len(), 3);
+        let rec = recover(&dir, 0).unwrap();
+        assert_eq!(rec.index.len(), 6);
+        // Only the newest segment was read in full.
+        assert_eq!(rec.index_recovery.segments_fully_scanned, 1);
+        assert!(!rec.index_recovery.rebuilt_from_segments);
+        // A log that disagrees makes every segment verified.
+        fs::remove_file(dir.join(INDEX_FILE)).unwrap();
+        let mut bad = BytesMut::new();
+        let mut wrong = *rec.index.first().unwrap();
+        wrong.size_bytes += 1;
+        wrong.encode_record(&mut bad);
+        fs::write(dir.join(INDEX_FILE), &bad).unwrap();
+        let fixed = recover(&dir, 0).unwrap();
+        assert_eq!(fixed.index.len(), 6);
+        assert_eq!(fixed.index_recovery.segments_fully_scanned, 3);
+        // Retention: server timestamps are 1000 + seq; a cutoff of 1003 keeps 3..=5.
+        let kept = recover(&dir, 1003).unwrap();
+        let seqs: Vec<u64> = kept.index.iter().map(|f| f.sequence).collect();
+        assert_eq!(seqs, vec![3, 4, 5]);
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -259,3 +259,68 @@ async fn connection_age_limit_and_idle() {
     assert_eq!(err.error_id, Some(ErrorId::CONNECTION_DURATION_REACHED));
     server.shutdown().await;
 }
+
+/// The connection-age limit fires while data keeps flowing (one deadline per connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_age_limit_fires_while_data_flows() {
+    let mut limits = fast_limits();
+    limits.max_connection_duration = Duration::from_millis(800);
+    let (server, _dir) = start(limits).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "busy", 1).await;
+    let now = now_ms() - 10_000;
+    let mut pm = PutMedia::open(&ep, &absolute("busy")).await;
+    pm.send(&header_with_tracks(1)).await;
+    pm.send(&cluster(now, &[kf(&[1u8; 50])])).await;
+    let started = std::time::Instant::now();
+    let mut got = None;
+    // One long fragment: a frame every 50 ms, never idle.
+    for i in 1..80i16 {
+        let mut block = vec![0x81];
+        block.extend_from_slice(&(i * 50).to_be_bytes());
+        block.push(0);
+        block.extend_from_slice(&[2u8; 50]);
+        if !pm.send(&el(&[0xA3], &block)).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(a) = pm.acks.try_recv() {
+            if a.event_type == AckEventType::Error {
+                got = a.error_id;
+            }
+        }
+        if got.is_some() {
+            break;
+        }
+    }
+    assert_eq!(got, Some(ErrorId::CONNECTION_DURATION_REACHED));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    server.shutdown().await;
+}
+
+/// Bytes outside fragments are bounded: a huge element before the first cluster or between
+/// fragments is refused with 4006 instead of being buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_outside_fragments_are_bounded() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    let now = now_ms() - 10_000;
+    let void = |n: usize| el(&[0xEC], &vec![0u8; n]);
+    let eofr = tags_el(&[("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")]);
+    create_stream(&ep, "gap", 1).await;
+    let mut pieces = vec![header_with_tracks(1)];
+    let mut c = cluster(now, &[kf(&[1u8; 50])]);
+    c.extend(&eofr);
+    pieces.push(c);
+    pieces.extend((0..4).map(|_| void(40_000)));
+    pieces.push(cluster(now + 100, &[kf(&[1u8; 50])]));
+    let got = provoke(&ep, "gap", pieces).await;
+    assert_eq!(got, Some(ErrorId::INVALID_MKV_DATA.code()));
+    create_stream(&ep, "head", 1).await;
+    let mut pieces = vec![header_with_tracks(1)];
+    pieces.extend((0..5).map(|_| void(300_000)));
+    pieces.push(cluster(now, &[kf(&[1u8; 50])]));
+    let got = provoke(&ep, "head", pieces).await;
+    assert_eq!(got, Some(ErrorId::INVALID_MKV_DATA.code()));
+    server.shutdown().await;
+}

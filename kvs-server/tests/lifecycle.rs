@@ -189,3 +189,60 @@ async fn unsupported_operations_answer_with_service_errors() {
     assert_eq!(r.status(), 404);
     server.shutdown().await;
 }
+
+/// A fragment limit the storage format cannot hold is refused at start, not clamped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragment_limit_above_the_record_limit_is_refused() {
+    let dir = temp_dir("cfg");
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits.max_fragment_bytes = 100 * 1024 * 1024;
+    let e = kvs_server::Server::bind(config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("max_fragment_bytes"), "{e}");
+    config.limits.max_fragment_bytes = kvs_server::store::MAX_FRAGMENT_BYTES;
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    server.shutdown().await;
+}
+
+/// A 256-character stream name (the API maximum) stores and recovers its fragments: the
+/// directory is named from the creation time and a hash, not the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn longest_stream_name_persists_across_restart() {
+    let (server, dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    let name = "n".repeat(256);
+    create_stream(&ep, &name, 1).await;
+    let mut producer = Producer::new(now_ms() - 5000, false);
+    let mut pm = PutMedia::open(&ep, &absolute(&name)).await;
+    assert_eq!(pm.status, 200);
+    pm.send(&producer.header()).await;
+    pm.send(&producer.fragment(3, 100)).await;
+    let acks = pm
+        .acks_until(|a| a.event_type == AckEventType::Persisted)
+        .await;
+    assert_eq!(
+        acks.last().unwrap().event_type,
+        AckEventType::Persisted,
+        "{acks:?}"
+    );
+    pm.finish().await;
+    let sdir = stream_dir(&dir, &name);
+    assert!(sdir.file_name().unwrap().len() < 64);
+    server.shutdown().await;
+    let (server, _dir) = start_in(dir, fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    let r = call_raw(
+        &ep,
+        &GetMediaRequest {
+            stream_name: Some(name.clone()),
+            stream_arn: None,
+            start_selector: StartSelector::new(StartSelectorType::Earliest),
+        },
+    )
+    .await;
+    assert_eq!(decode(r.body()).fragments.len(), 1);
+    server.shutdown().await;
+}

@@ -299,29 +299,96 @@ async fn relative_timecodes_and_retention_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_producer_per_stream_and_head_errors() {
+async fn newest_connection_wins_and_head_errors() {
     let (server, _dir) = start(fast_limits()).await;
     let ep = Endpoint::of(&server);
     create_stream(&ep, "one", 1).await;
     let mut first = PutMedia::open(&ep, &absolute("one")).await;
     assert_eq!(first.status, 200);
     first.send(&Producer::new(now_ms(), false).header()).await;
+    // A rotating producer's successor is accepted while the first still streams.
     let second = PutMedia::open(&ep, &absolute("one")).await;
-    assert_eq!(second.status, 400);
-    assert!(
-        second.head.contains("ConnectionLimitExceededException"),
-        "{}",
-        second.head
-    );
+    assert_eq!(second.status, 200, "{}", second.head);
     let missing = PutMedia::open(&ep, &absolute("nope")).await;
     assert_eq!(missing.status, 404);
     assert!(missing.head.contains("ResourceNotFoundException"));
-    first.finish().await;
-    drop(first);
-    // Released once the first connection ends.
+    server.shutdown().await;
+}
+
+/// Two overlapping connections of a rotating producer: the successor's fragments complete
+/// before the predecessor's last one, and everything still lands in sequence order; the
+/// predecessor opens no new fragment once superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_rotation_keeps_every_fragment_in_order() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "rot", 1).await;
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let header = producer.header();
+    let mut a = PutMedia::open(&ep, &absolute("rot")).await;
+    assert_eq!(a.status, 200);
+    assert!(a.send(&header).await);
+    let f1 = producer.fragment(5, 200);
+    let (f1a, f1b) = f1.split_at(f1.len() / 2);
+    assert!(a.send(f1a).await);
+    let buffering = a
+        .acks_until(|k| k.event_type == AckEventType::Buffering)
+        .await;
+    assert_eq!(
+        buffering.last().unwrap().event_type,
+        AckEventType::Buffering
+    );
+
+    let mut b = PutMedia::open(&ep, &absolute("rot")).await;
+    assert_eq!(b.status, 200, "{}", b.head);
+    assert!(b.send(&header).await);
+    for _ in 0..2 {
+        assert!(b.send(&producer.fragment(5, 200)).await);
+    }
+    // Both received; not persisted before the predecessor's fragment completes.
+    let mut b_acks = b
+        .acks_until(|k| k.event_type == AckEventType::Received)
+        .await;
+    b_acks.extend(
+        b.acks_until(|k| k.event_type == AckEventType::Received)
+            .await,
+    );
+    assert!(persisted(&b_acks).is_empty(), "{b_acks:?}");
+
+    // The predecessor ends its fragment, then tries to open another one (ignored).
+    let mut junk = Producer::new(now_ms() - 5_000, false);
+    assert!(a.send(f1b).await);
+    let _ = a.send(&junk.fragment(3, 50)).await;
+    a.finish().await;
+    let a_acks = a
+        .acks_until(|k| k.event_type == AckEventType::Persisted)
+        .await;
+    let a_nums = persisted(&a_acks);
+    assert_eq!(a_nums.len(), 1, "{a_acks:?}");
+    b.finish().await;
+    while persisted(&b_acks).len() < 2 {
+        let more = b
+            .acks_until(|k| k.event_type == AckEventType::Persisted)
+            .await;
+        assert!(!more.is_empty(), "{b_acks:?}");
+        b_acks.extend(more);
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let third = PutMedia::open(&ep, &absolute("one")).await;
-    assert_eq!(third.status, 200);
+    let mut nums = a_nums.clone();
+    nums.extend(persisted(&b_acks));
+    assert!(nums.windows(2).all(|w| w[0] < w[1]), "{nums:?}");
+    let all = call_raw(
+        &ep,
+        &get_media("rot", StartSelector::new(StartSelectorType::Earliest)),
+    )
+    .await;
+    let d = decode(all.body());
+    assert_eq!(numbers(&d), nums);
+    let frames: Vec<_> = d.fragments.iter().flat_map(|(_, f)| f.clone()).collect();
+    assert_eq!(frames.len(), producer.sent_frames.len());
+    for (got, sent) in frames.iter().zip(&producer.sent_frames) {
+        assert_eq!(got.data, sent.data);
+    }
     server.shutdown().await;
 }
 
@@ -358,14 +425,230 @@ async fn signatures_tampered_or_expired_are_rejected() {
     bad.secret = "x".repeat(40);
     let e = call(&bad, &req).await.unwrap_err();
     assert_eq!(e.http_status, 403);
+    assert_eq!(e.kind, ApiErrorKind::InvalidSignature, "{e:?}");
+    assert!(e.request_id.is_some(), "{e:?}");
     let mut unknown = ep.clone();
     unknown.access_key_id = "AKIAUNKNOWN000000000".into();
     let e = call(&unknown, &req).await.unwrap_err();
     assert_eq!(e.http_status, 403);
+    assert_eq!(e.kind, ApiErrorKind::UnrecognizedClient, "{e:?}");
+    assert!(!e.message.is_empty());
+    let pm = PutMedia::open_with(
+        &unknown,
+        &absolute("auth"),
+        std::time::SystemTime::now(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(pm.status, 403);
+    assert!(
+        pm.head.contains("UnrecognizedClientException"),
+        "{}",
+        pm.head
+    );
     // Unsigned.
     let r = send(&ep, req.to_http(&ep.uri()).unwrap()).await;
     assert_eq!(r.status(), 403);
     // And the signed one works.
     call(&ep, &req).await.unwrap();
+    server.shutdown().await;
+}
+
+/// An AfterFragmentNumber / ContinuationToken this stream never minted (here one whose sequence
+/// bits are all ones) is refused, never a panic or a replay from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_fragment_numbers_are_invalid() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "range", 1).await;
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("range")).await;
+    assert!(pm.send(&producer.header()).await);
+    assert!(pm.send(&producer.fragment(3, 50)).await);
+    let acks = pm
+        .acks_until(|a| a.event_type == AckEventType::Persisted)
+        .await;
+    let first = persisted(&acks)[0].clone();
+    pm.finish().await;
+    for text in [
+        "91343852333181432387730302044767688728495783935",
+        "1",
+        "99999999999999999999999999999999999999999999999999",
+    ] {
+        for ty in [
+            StartSelectorType::FragmentNumber,
+            StartSelectorType::ContinuationToken,
+        ] {
+            let mut sel = StartSelector::new(ty);
+            if ty == StartSelectorType::FragmentNumber {
+                sel.after_fragment_number = Some(text.into());
+            } else {
+                sel.continuation_token = Some(text.into());
+            }
+            let r = call_raw(&ep, &get_media("range", sel)).await;
+            assert_eq!(r.status(), 400, "{text}: {:?}", r.body());
+            let e = ApiError::from_http(&r);
+            assert_eq!(e.kind, ApiErrorKind::InvalidArgument, "{text}");
+        }
+    }
+    // A real number still resumes after it (nothing after it yet).
+    let mut sel = StartSelector::new(StartSelectorType::FragmentNumber);
+    sel.after_fragment_number = Some(first);
+    let r = call_raw(&ep, &get_media("range", sel)).await;
+    assert_eq!(r.status(), 200);
+    assert!(decode(r.body()).fragments.is_empty());
+    server.shutdown().await;
+}
+
+/// Ten persistent metadata items sent before every fragment (the producer SDK sends them while
+/// the previous cluster is still open) count for the next fragment, not the open one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_between_fragments_counts_for_the_next_fragment() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "meta", 1).await;
+    let names: Vec<String> = (0..10).map(|i| format!("tag{i}")).collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let tags = tags_el(&pairs);
+    let now = now_ms() - 10_000;
+    let mut pm = PutMedia::open(&ep, &absolute("meta")).await;
+    assert!(pm.send(&header_with_tracks(1)).await);
+    for i in 0..3u64 {
+        assert!(pm.send(&tags).await);
+        assert!(
+            pm.send(&cluster(now + i * 100, &[(1, 0, true, &[1u8; 50])]))
+                .await
+        );
+    }
+    assert!(
+        pm.send(&tags_el(&[("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")]))
+            .await
+    );
+    pm.finish().await;
+    let mut acks = Vec::new();
+    while persisted(&acks).len() < 3 {
+        let more = pm
+            .acks_until(|a| a.event_type == AckEventType::Persisted)
+            .await;
+        assert!(!more.is_empty(), "{acks:?}");
+        acks.extend(more);
+    }
+    assert!(
+        acks.iter().all(|a| a.event_type != AckEventType::Error),
+        "{acks:?}"
+    );
+    server.shutdown().await;
+}
+
+/// A fragment whose write fails (ERROR 5001) is invisible to every reader afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_failure_hides_the_fragment() {
+    use kvs_server::store::{FaultPoint, Faults};
+    let dir = temp_dir("fault");
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = fast_limits();
+    config.store_faults = Some(Faults(std::sync::Arc::new(|p, _: &std::path::Path| {
+        if p == FaultPoint::SegmentSync {
+            Err(std::io::Error::other("injected fsync failure"))
+        } else {
+            Ok(())
+        }
+    })));
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "lost", 1).await;
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("lost")).await;
+    assert!(pm.send(&producer.header()).await);
+    assert!(pm.send(&producer.fragment(3, 100)).await);
+    let acks = pm.acks_until(|a| a.event_type == AckEventType::Error).await;
+    let err = acks.last().unwrap();
+    assert_eq!(err.event_type, AckEventType::Error, "{acks:?}");
+    assert_eq!(
+        err.error_id,
+        Some(kvs_core::ack::ErrorId::FRAGMENT_ARCHIVAL_ERROR)
+    );
+    assert!(persisted(&acks).is_empty());
+    let all = call_raw(
+        &ep,
+        &get_media("lost", StartSelector::new(StartSelectorType::Earliest)),
+    )
+    .await;
+    assert!(decode(all.body()).fragments.is_empty());
+    let list = call(
+        &ep,
+        &ListFragmentsRequest {
+            stream_name: Some("lost".into()),
+            stream_arn: None,
+            max_results: None,
+            next_token: None,
+            fragment_selector: Some(FragmentSelector {
+                fragment_selector_type: TimestampSelectorType::ServerTimestamp,
+                timestamp_range: TimestampRange {
+                    start_timestamp: Timestamp::from_millis(0),
+                    end_timestamp: Timestamp::from_millis(now_ms() + 60_000),
+                },
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(list.fragments.is_empty());
+    server.shutdown().await;
+}
+
+/// While the disk is slow, a connection holds at most `max_pending_fragments` unpersisted
+/// fragments: the request body is not read meanwhile (and nothing is lost afterwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_fragments_per_connection_are_bounded() {
+    use kvs_server::store::{FaultPoint, Faults};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stalled = std::sync::Arc::new(AtomicBool::new(true));
+    let s = stalled.clone();
+    let dir = temp_dir("slow");
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = fast_limits();
+    config.limits.max_pending_fragments = 2;
+    config.store_faults = Some(Faults(std::sync::Arc::new(
+        move |p, _: &std::path::Path| {
+            while p == FaultPoint::SegmentWrite && s.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        },
+    )));
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "slow", 1).await;
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("slow")).await;
+    assert!(pm.send(&producer.header()).await);
+    for _ in 0..12 {
+        assert!(pm.send(&producer.fragment(2, 1000)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut acks = Vec::new();
+    while let Ok(a) = pm.acks.try_recv() {
+        acks.push(a);
+    }
+    let received = acks
+        .iter()
+        .filter(|a| a.event_type == AckEventType::Received)
+        .count();
+    assert!(
+        received <= 3,
+        "{received} fragments taken while the disk stalls"
+    );
+    stalled.store(false, Ordering::SeqCst);
+    pm.finish().await;
+    while persisted(&acks).len() < 12 {
+        let more = pm
+            .acks_until(|a| a.event_type == AckEventType::Persisted)
+            .await;
+        assert!(!more.is_empty(), "{acks:?}");
+        acks.extend(more);
+    }
     server.shutdown().await;
 }

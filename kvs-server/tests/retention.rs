@@ -257,12 +257,5 @@ async fn retention_zero_buffer_is_bounded_by_time_and_bytes() {
 
 /// The stream directory, or a path that does not exist when the stream never wrote a file.
 fn stream_dir_or_none(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    std::fs::read_dir(dir.join("data/streams"))
-        .ok()
-        .and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| p.to_string_lossy().ends_with(&format!("-{name}")))
-        })
-        .unwrap_or_else(|| dir.join("none"))
+    stream_dir_path(dir, name).unwrap_or_else(|| dir.join("none"))
 }

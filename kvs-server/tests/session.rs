@@ -147,3 +147,76 @@ async fn session_producer_every_fragment_persisted_and_read_back_identical() {
         .expect("what precedes the fragments is exactly the stream header");
     server.shutdown().await;
 }
+
+/// The session rotates its connection (a short rotation age here): the successor is accepted
+/// while the predecessor still streams, and every fragment is PERSISTED and readable in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_rotation_is_accepted_and_loses_nothing() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "rot", 24).await;
+    let start_ms = now_ms() - 20_000;
+    let tracks = vec![TrackInfo::new(1, 1, TrackType::Video, codec::H264)];
+    let mut config = SessionConfig::new(
+        "rot",
+        StreamConfig::new([4u8; 16]),
+        tracks,
+        Timestamp::from_millis(start_ms),
+    );
+    config.timeouts.rotation_ms = 300;
+    let (frame_tx, frame_rx) = mpsc::channel(16);
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(run(Target::of(&server), config, frame_rx, report_tx));
+    // Twelve fragments of 5 frames, paced so that several rotations happen.
+    for i in 0..60u64 {
+        let ts = (start_ms + i * 40) as i64 * 1_000_000;
+        frame_tx
+            .send(Frame::new(1, ts, i % 5 == 0, vec![i as u8; 300]))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    drop(frame_tx);
+    let metrics = tokio::time::timeout(std::time::Duration::from_secs(30), driver)
+        .await
+        .expect("session ends")
+        .unwrap()
+        .unwrap();
+    let mut persisted = Vec::new();
+    while let Ok(r) = reports.try_recv() {
+        match r {
+            Report::Session(
+                Event::Ack {
+                    kind: AckEventType::Persisted,
+                    fragment_number,
+                    ..
+                },
+                _,
+            ) => persisted.push(fragment_number.unwrap().as_str().to_owned()),
+            Report::Session(Event::Dropped(d), _) => panic!("dropped: {d:?}"),
+            _ => {}
+        }
+    }
+    assert!(metrics.rotations >= 1, "{metrics:?}");
+    assert_eq!(persisted.len(), 12, "{metrics:?}");
+    persisted.sort();
+    let r = call_raw(
+        &ep,
+        &GetMediaRequest {
+            stream_name: Some("rot".into()),
+            stream_arn: None,
+            start_selector: StartSelector::new(StartSelectorType::Earliest),
+        },
+    )
+    .await;
+    let d = decode(r.body());
+    let numbers: Vec<String> = d
+        .fragments
+        .iter()
+        .map(|(s, _)| s.metadata.fragment_number.clone().unwrap())
+        .collect();
+    assert_eq!(numbers, persisted);
+    let frames: usize = d.fragments.iter().map(|(_, f)| f.len()).sum();
+    assert_eq!(frames, 60);
+    server.shutdown().await;
+}

@@ -94,19 +94,19 @@ pub fn fast_limits() -> kvs_server::Limits {
     }
 }
 
-/// The data directory of stream `name` (its name ends with `-<name>`).
+/// The data directory of stream `name` (named from its metadata in `streams.json`).
 pub fn stream_dir(dir: &std::path::Path, name: &str) -> PathBuf {
-    std::fs::read_dir(dir.join("data/streams"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .ends_with(&format!("-{name}"))
-        })
-        .expect("stream directory")
+    let p = stream_dir_path(dir, name).expect("stream metadata");
+    assert!(p.is_dir(), "stream directory {}", p.display());
+    p
+}
+
+/// Where stream `name`'s directory is (whether or not it exists yet), from `streams.json`.
+pub fn stream_dir_path(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let text = std::fs::read(dir.join("data/streams.json")).ok()?;
+    let metas: Vec<kvs_server::state::StreamMeta> = serde_json::from_slice(&text).ok()?;
+    let meta = metas.into_iter().find(|m| m.name == name)?;
+    Some(dir.join("data/streams").join(meta.dir_name()))
 }
 
 /// Names of the segment files in a stream directory.
