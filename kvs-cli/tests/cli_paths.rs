@@ -1012,9 +1012,6 @@ fn iot_credentials_refresh_before_expiry() {
 
 /// Calls to `kvs serve` signed with IoT-issued credentials (a session token included).
 #[test]
-#[ignore = "kvs serve cannot accept session tokens yet: kvs-server/src/creds.rs \
-            load_credentials_file drops aws_session_token, so every request with \
-            x-amz-security-token gets UnrecognizedClient"]
 fn iot_credentials_sign_calls_to_kvs_serve() {
     let dir = temp("iot-serve");
     let file = dir.join("server-credentials");

@@ -46,6 +46,8 @@ fn random_string(len: usize, alphabet: &[u8], fill: Fill) -> Result<String, Stri
 }
 
 /// Reads every `aws_access_key_id` / `aws_secret_access_key` pair of an INI credentials file.
+/// A profile with an `aws_session_token` stands for temporary credentials (STS, the IoT
+/// credentials provider): requests signed with that key must carry that token.
 pub fn load_credentials_file(
     path: &Path,
 ) -> Result<(StaticCredentials, DevCredentials), ServerError> {
@@ -65,7 +67,8 @@ pub fn load_credentials_file(
         if let (Some(id), Some(secret)) =
             (p.get("aws_access_key_id"), p.get("aws_secret_access_key"))
         {
-            store.insert(id, secret, None, None);
+            let token = p.get("aws_session_token").map(str::to_owned);
+            store.insert(id, secret, token, None);
             if first.is_none() {
                 first = Some(DevCredentials {
                     access_key_id: id.to_owned(),
