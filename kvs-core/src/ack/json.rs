@@ -205,17 +205,28 @@ impl<'a> Cursor<'a> {
         self.pos += 1; // opening quote
         let start = self.pos;
         let buf = self.buf;
-        loop {
-            match buf.get(self.pos) {
-                None => return Err(self.syntax("unterminated string")),
-                Some(b'"') => {
-                    let raw = buf.get(start..self.pos).unwrap_or_default();
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(raw));
+        // Plain bytes are skipped by a tight search; only a quote, a backslash or a control
+        // character stops it.
+        let rest = buf.get(start..).unwrap_or_default();
+        match rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        {
+            None => {
+                self.pos = buf.len();
+                return Err(self.syntax("unterminated string"));
+            }
+            Some(p) => {
+                self.pos = start + p;
+                match rest.get(p) {
+                    Some(b'"') => {
+                        let raw = rest.get(..p).unwrap_or_default();
+                        self.pos += 1;
+                        return Ok(Cow::Borrowed(raw));
+                    }
+                    Some(b'\\') => {}
+                    _ => return Err(self.syntax("control character inside a string")),
                 }
-                Some(b'\\') => break,
-                Some(0..=0x1F) => return Err(self.syntax("control character inside a string")),
-                Some(_) => self.pos += 1,
             }
         }
         let mut out = buf.get(start..self.pos).unwrap_or_default().to_vec();

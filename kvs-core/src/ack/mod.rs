@@ -432,34 +432,50 @@ impl AckParser {
         // (end of the record's content, index after its terminator)
         let mut end: Option<(usize, usize)> = None;
         let mut i = start;
-        while let Some(&b) = data.get(i) {
+        // Jumps straight to the next byte that can change the state (a tight search loop rather
+        // than a state machine step per byte).
+        while let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) {
             if in_string {
                 if escape {
+                    // The escaped byte, whatever it is, is consumed.
                     escape = false;
-                } else if b == b'\\' {
-                    escape = true;
-                } else if b == b'"' {
-                    in_string = false;
-                } else if b == b'\n' {
-                    end = Some((i, i + 1));
+                    i += 1;
+                    continue;
+                }
+                let Some(p) = rest.iter().position(|&b| matches!(b, b'\\' | b'"' | b'\n')) else {
                     break;
+                };
+                i += p;
+                match data.get(i) {
+                    Some(b'\\') => escape = true,
+                    Some(b'"') => in_string = false,
+                    _ => {
+                        end = Some((i, i + 1));
+                        break;
+                    }
                 }
             } else {
-                match b {
-                    b'"' => in_string = true,
-                    b'{' | b'[' => depth = depth.saturating_add(1),
-                    b'}' | b']' => {
+                let Some(p) = rest
+                    .iter()
+                    .position(|&b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']' | b'\n'))
+                else {
+                    break;
+                };
+                i += p;
+                match data.get(i) {
+                    Some(b'"') => in_string = true,
+                    Some(b'{' | b'[') => depth = depth.saturating_add(1),
+                    Some(b'}' | b']') => {
                         if depth == 1 {
                             end = Some((i + 1, i + 1));
                             break;
                         }
                         depth = depth.saturating_sub(1);
                     }
-                    b'\n' => {
+                    _ => {
                         end = Some((i, i + 1));
                         break;
                     }
-                    _ => {}
                 }
             }
             i += 1;

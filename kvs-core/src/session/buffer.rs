@@ -29,8 +29,15 @@ pub struct BufferedFragment {
     pub start_pts_ns: i64,
     /// Largest PTS of its frames, ns.
     pub end_pts_ns: i64,
-    /// Encoded chunks, in order.
+    /// Encoded chunks, in order: a header and a payload per frame, then maybe a tail. A
+    /// frame header's first transmission moves it out (leaving an empty `Bytes`); later
+    /// transmissions rebuild it from [`headers`](Self::headers). Use
+    /// [`chunk_to_send`](Self::chunk_to_send) to read a chunk.
     pub chunks: Vec<Bytes>,
+    /// Copy of every frame header, back to back (what replays send).
+    pub headers: Vec<u8>,
+    /// End offset in `headers` of each frame's header, one per frame.
+    pub header_ends: Vec<usize>,
     /// Sum of the chunk lengths.
     pub len: usize,
     /// Id of its first frame.
@@ -52,6 +59,29 @@ pub struct BufferedFragment {
 }
 
 impl BufferedFragment {
+    /// The bytes of chunk `index` for transmission. A frame header never sent before is moved
+    /// out of `chunks` (the session keeps its copy in `headers`), so a first transmission costs
+    /// no reference count update; a payload or tail is a shared clone.
+    pub fn chunk_to_send(&mut self, index: usize) -> Option<Bytes> {
+        let first = index >= self.chunks_ever_sent;
+        let chunk = self.chunks.get_mut(index)?;
+        let frame = index / 2;
+        if index.is_multiple_of(2) && frame < self.header_ends.len() {
+            if first {
+                return Some(std::mem::take(chunk));
+            }
+            let start = match frame.checked_sub(1) {
+                Some(prev) => self.header_ends.get(prev).copied().unwrap_or(0),
+                None => 0,
+            };
+            let end = self.header_ends.get(frame).copied().unwrap_or(start);
+            return Some(Bytes::copy_from_slice(
+                self.headers.get(start..end).unwrap_or_default(),
+            ));
+        }
+        Some(chunk.clone())
+    }
+
     /// Whether every chunk has been sent on `sent_on` given the cursor position.
     pub fn has(&self, flag: u8) -> bool {
         self.acks & flag != 0
@@ -125,10 +155,12 @@ impl FragmentBuffer {
     pub fn open(&mut self, timecode: u64, pts_ns: i64, first_frame: u64) -> u64 {
         // Fragments of a stream tend to have the same number of chunks: sizing the list like the
         // previous one saves its growth steps.
-        let mut chunks_hint = 0;
+        let (mut chunks_hint, mut frames_hint, mut headers_hint) = (0, 0, 0);
         if let Some(back) = self.fragments.back_mut() {
             back.closed = true;
             chunks_hint = back.chunks.len() + 2;
+            frames_hint = back.header_ends.len() + 1;
+            headers_hint = back.headers.len() + back.headers.len() / 8;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -138,6 +170,8 @@ impl FragmentBuffer {
             start_pts_ns: pts_ns,
             end_pts_ns: pts_ns,
             chunks: Vec::with_capacity(chunks_hint),
+            headers: Vec::with_capacity(headers_hint),
+            header_ends: Vec::with_capacity(frames_hint),
             len: 0,
             first_frame,
             frames: 0,
@@ -158,6 +192,8 @@ impl FragmentBuffer {
             return false;
         };
         let n = header.len() + payload.len();
+        back.headers.extend_from_slice(&header);
+        back.header_ends.push(back.headers.len());
         back.chunks.push(header);
         back.chunks.push(payload);
         back.len += n;
@@ -182,6 +218,13 @@ impl FragmentBuffer {
 
     /// Index of the first fragment whose sequence number is `>= seq`.
     pub fn index_from(&self, seq: u64) -> usize {
+        // The transmit cursor is almost always on the newest fragment (or past it).
+        match self.fragments.back() {
+            Some(b) if b.seq == seq => return self.fragments.len() - 1,
+            Some(b) if b.seq < seq => return self.fragments.len(),
+            None => return 0,
+            _ => {}
+        }
         self.fragments.partition_point(|f| f.seq < seq)
     }
 
@@ -206,5 +249,39 @@ impl FragmentBuffer {
         let f = self.fragments.remove(index)?;
         self.bytes -= f.len;
         Some(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_replay_identically_after_their_first_send_moved_them_out() {
+        let mut b = FragmentBuffer::new();
+        b.open(7, 0, 0);
+        let frames = [(&b"H0"[..], &b"payload0"[..]), (b"HDR1", b"p1")];
+        for (i, (h, p)) in frames.iter().enumerate() {
+            assert!(b.append_frame(
+                Bytes::copy_from_slice(h),
+                Bytes::copy_from_slice(p),
+                i as i64
+            ));
+        }
+        b.close_with(Bytes::from_static(b"TAIL"));
+        let f = b.get_mut(0).unwrap();
+        let expect: Vec<&[u8]> = vec![b"H0", b"payload0", b"HDR1", b"p1", b"TAIL"];
+        // First transmission.
+        for (i, want) in expect.iter().enumerate() {
+            assert_eq!(&f.chunk_to_send(i).unwrap()[..], *want);
+            f.chunks_ever_sent = i + 1;
+        }
+        // The headers were moved out; a replay rebuilds them.
+        assert!(f.chunks[0].is_empty() && f.chunks[2].is_empty());
+        for (i, want) in expect.iter().enumerate() {
+            assert_eq!(&f.chunk_to_send(i).unwrap()[..], *want);
+        }
+        assert!(f.chunk_to_send(5).is_none());
+        assert_eq!(b.bytes(), 2 + 8 + 4 + 2 + 4);
     }
 }

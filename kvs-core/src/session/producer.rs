@@ -476,6 +476,8 @@ pub struct PutMediaSession {
     last_now: Millis,
     /// The end-of-fragment Tags chain.
     end_marker: Bytes,
+    /// Reused list of the ACKs parsed from one `handle_ack_bytes` call.
+    ack_scratch: Vec<Result<AckEvent, AckError>>,
 }
 
 const CHUNK_RESERVE: usize = 4096;
@@ -513,6 +515,7 @@ impl PutMediaSession {
                 let _ = write_tag_chain(&mut v, tag::END_OF_FRAGMENT, "");
                 Bytes::from(v)
             },
+            ack_scratch: Vec::new(),
         })
     }
 
@@ -708,10 +711,13 @@ impl PutMediaSession {
     /// session has closed are ignored.
     pub fn handle_ack_bytes(&mut self, now: Millis, connection: ConnectionId, bytes: &[u8]) {
         self.last_now = self.last_now.max(now);
-        let mut acks = Vec::new();
+        // A reused list: no allocation per ACK push.
+        let mut acks = std::mem::take(&mut self.ack_scratch);
+        acks.clear();
         {
             let Some(conn) = self.conn_mut(connection) else {
                 self.metrics.acks_ignored += 1;
+                self.ack_scratch = acks;
                 return;
             };
             conn.parser.push(bytes);
@@ -719,7 +725,7 @@ impl PutMediaSession {
                 acks.push(a);
             }
         }
-        for ack in acks {
+        for ack in acks.drain(..) {
             if self.conn_mut(connection).is_none() {
                 self.metrics.acks_ignored += 1;
                 continue;
@@ -730,6 +736,10 @@ impl PutMediaSession {
                     .push_back(Event::Error(SessionError::BadAck { connection, error })),
                 Ok(ack) => self.on_ack(now, connection, ack),
             }
+        }
+        // Keep a small list for reuse; give back what a burst of ACKs grew.
+        if acks.capacity() <= 64 {
+            self.ack_scratch = acks;
         }
         self.drive(now);
     }
@@ -856,8 +866,7 @@ impl PutMediaSession {
                     chunk: 0,
                 };
             }
-            if let Some(chunk) = frag.chunks.get(self.cursor.chunk) {
-                let data = chunk.clone();
+            if let Some(data) = frag.chunk_to_send(self.cursor.chunk) {
                 let first = self.cursor.chunk == 0;
                 if first {
                     frag.sent_on = Some(connection);
