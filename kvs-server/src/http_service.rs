@@ -575,14 +575,13 @@ pub(crate) fn sweep(ctx: &Ctx) {
             continue;
         }
         let cutoff = now.saturating_sub(u64::try_from(hours).unwrap_or(0) * 3_600_000);
-        if data
+        let trimmed = data
             .index
             .first()
-            .is_none_or(|f| f.server_timestamp_ms >= cutoff)
-        {
-            continue;
+            .is_some_and(|f| f.server_timestamp_ms < cutoff);
+        if trimmed {
+            data.index.trim_before(cutoff);
         }
-        data.index.trim_before(cutoff);
         // Everything below the first retained sequence is gone (pending ones are newer).
         let first = data
             .index
@@ -590,10 +589,14 @@ pub(crate) fn sweep(ctx: &Ctx) {
             .map(|f| f.sequence)
             .or_else(|| data.pending.front().map(|p| p.fragment.sequence))
             .unwrap_or(data.next_seq);
-        data.cache_drop_before(first);
-        data.forget_headers_before(first);
+        if trimmed {
+            data.cache_drop_before(first);
+            data.forget_headers_before(first);
+        }
         // A segment goes when the next one starts at or before the first retained fragment;
-        // the newest segment always stays (the writer may be appending to it).
+        // the newest segment always stays (the writer may be appending to it). This is checked
+        // on every pass, not only when the index was trimmed: a segment kept as the newest at
+        // trim time goes once its successor exists.
         let ids: Vec<u64> = data.segments.iter().copied().collect();
         let expired: Vec<u64> = ids
             .windows(2)
@@ -604,7 +607,9 @@ pub(crate) fn sweep(ctx: &Ctx) {
             data.segments.remove(id);
         }
         drop(data);
-        ctx.writer.trim(s.dir.clone(), cutoff);
+        if trimmed {
+            ctx.writer.trim(s.dir.clone(), cutoff);
+        }
         if !expired.is_empty() {
             ctx.writer.delete_segments(s.dir.clone(), expired);
         }
