@@ -19,6 +19,29 @@ fn media_fail(e: MediaError) -> Fail {
     Fail::new(kvs_result::Media, e.to_string())
 }
 
+/// The body shared by the Annex-B converters: reads `(annexb, len)`, runs `convert` and copies
+/// its output into `buf`.
+///
+/// # Safety
+/// `annexb` has `len` readable bytes; `buf` has `buf_len` writable bytes; `out_n` is writable.
+unsafe fn convert_annexb(
+    annexb: *const u8,
+    len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    out_n: *mut usize,
+    convert: fn(&[u8]) -> Result<Vec<u8>, MediaError>,
+) -> kvs_result {
+    boundary(|| {
+        check_out(out_n, "out_n")?;
+        // SAFETY: per the contract above.
+        let input = unsafe { try_slice(annexb, len, "annexb") }?;
+        let out = convert(input).map_err(media_fail)?;
+        // SAFETY: per the contract above.
+        unsafe { copy_out(&out, buf, buf_len, out_n) }
+    })
+}
+
 fn codec(value: u32) -> Res<VideoCodec> {
     match value {
         1 => Ok(VideoCodec::H264),
@@ -44,14 +67,8 @@ pub unsafe extern "C" fn kvs_annexb_to_avcc(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let input = unsafe { try_slice(annexb, len, "annexb") }?;
-        let out = nal::annexb_to_avcc(input).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+    // SAFETY: per the contract above.
+    unsafe { convert_annexb(annexb, len, buf, buf_len, out_n, nal::annexb_to_avcc) }
 }
 
 /// Builds the H.264 avcC record from Annex-B codec private data (the first SPS and PPS found).
@@ -66,14 +83,8 @@ pub unsafe extern "C" fn kvs_avcc_from_annexb(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let input = unsafe { try_slice(annexb, len, "annexb") }?;
-        let out = h264::avcc_from_annexb(input).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+    // SAFETY: per the contract above.
+    unsafe { convert_annexb(annexb, len, buf, buf_len, out_n, h264::avcc_from_annexb) }
 }
 
 /// Builds the H.265 hvcC record from Annex-B codec private data (the first VPS, SPS and PPS).
@@ -88,14 +99,8 @@ pub unsafe extern "C" fn kvs_hvcc_from_annexb(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let input = unsafe { try_slice(annexb, len, "annexb") }?;
-        let out = h265::hvcc_from_annexb(input).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+    // SAFETY: per the contract above.
+    unsafe { convert_annexb(annexb, len, buf, buf_len, out_n, h265::hvcc_from_annexb) }
 }
 
 /// Builds the H.264 avcC record from one SPS and one PPS NAL unit (without start codes).
