@@ -23,8 +23,8 @@ use kvs_core::sigv4::{
 
 use crate::session::kvs_session;
 use crate::{
-    Fail, Res, boundary, check_out, copy_out, free_box, kvs_result, opt_str, try_mut, try_ref,
-    try_slice, try_str, write_out,
+    Fail, Res, boundary, check_out, copy_out, free_box, give_box, kvs_result, opt_str, try_mut,
+    try_ref, try_slice, try_str, write_out,
 };
 
 /// An HTTP request to send (opaque).
@@ -322,14 +322,6 @@ fn json_request<T: ApiOperation>(op: &T, endpoint: &http::Uri) -> Res<kvs_reques
     Ok(kvs_request::from_http(request, body))
 }
 
-/// # Safety
-/// `request_out` is writable.
-unsafe fn give(request: kvs_request, request_out: *mut *mut kvs_request) {
-    let boxed = Box::into_raw(Box::new(request));
-    // SAFETY: checked non-NULL by the callers.
-    unsafe { write_out(request_out, boxed) };
-}
-
 /// The frame shared by the request builders: checks `request_out`, parses `endpoint_url`, runs
 /// `build` on it and hands the request to the caller.
 ///
@@ -346,7 +338,7 @@ unsafe fn build_request(
         let uri = unsafe { endpoint(endpoint_url) }?;
         let request = build(&uri)?;
         // SAFETY: checked non-NULL.
-        unsafe { give(request, request_out) };
+        unsafe { give_box(request, request_out) };
         Ok(())
     })
 }
@@ -515,7 +507,7 @@ pub unsafe extern "C" fn kvs_session_connect_request(
         })?;
         let request = put_media_request(op, &uri)?;
         // SAFETY: checked non-NULL.
-        unsafe { give(request, request_out) };
+        unsafe { give_box(request, request_out) };
         Ok(())
     })
 }

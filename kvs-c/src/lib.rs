@@ -524,6 +524,15 @@ pub unsafe extern "C" fn kvs_set_log_callback(
     })
 }
 
+/// Boxes `value` and hands the pointer to the caller through `out` (free it with [`free_box`]).
+///
+/// # Safety
+/// `out` is writable (checked non-NULL by the caller).
+pub(crate) unsafe fn give_box<T>(value: T, out: *mut *mut T) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { write_out(out, Box::into_raw(Box::new(value))) }
+}
+
 /// Frees an object created by `Box::into_raw`.
 ///
 /// # Safety

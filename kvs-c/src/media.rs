@@ -19,6 +19,25 @@ fn media_fail(e: MediaError) -> Fail {
     Fail::new(kvs_result::Media, e.to_string())
 }
 
+/// The frame shared by the record builders: checks `out_n`, runs `build` and copies the record
+/// it returns into `buf`.
+///
+/// # Safety
+/// `buf` has `buf_len` writable bytes; `out_n` is writable.
+unsafe fn record_out(
+    buf: *mut u8,
+    buf_len: usize,
+    out_n: *mut usize,
+    build: impl FnOnce() -> Res<Vec<u8>>,
+) -> kvs_result {
+    boundary(|| {
+        check_out(out_n, "out_n")?;
+        let out = build()?;
+        // SAFETY: per the contract above.
+        unsafe { copy_out(&out, buf, buf_len, out_n) }
+    })
+}
+
 /// The body shared by the Annex-B converters: reads `(annexb, len)`, runs `convert` and copies
 /// its output into `buf`.
 ///
@@ -32,14 +51,13 @@ unsafe fn convert_annexb(
     out_n: *mut usize,
     convert: fn(&[u8]) -> Result<Vec<u8>, MediaError>,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
+    let build = || {
         // SAFETY: per the contract above.
         let input = unsafe { try_slice(annexb, len, "annexb") }?;
-        let out = convert(input).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+        convert(input).map_err(media_fail)
+    };
+    // SAFETY: per the contract above.
+    unsafe { record_out(buf, buf_len, out_n, build) }
 }
 
 fn codec(value: u32) -> Res<VideoCodec> {
@@ -118,16 +136,15 @@ pub unsafe extern "C" fn kvs_avcc_from_parameter_sets(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
+    let build = || {
         // SAFETY: per the contract above.
         let sps = unsafe { try_slice(sps, sps_len, "sps") }?;
         // SAFETY: per the contract above.
         let pps = unsafe { try_slice(pps, pps_len, "pps") }?;
-        let out = h264::build_avcc(sps, pps).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+        h264::build_avcc(sps, pps).map_err(media_fail)
+    };
+    // SAFETY: per the contract above.
+    unsafe { record_out(buf, buf_len, out_n, build) }
 }
 
 /// Builds the H.265 hvcC record from a VPS, an SPS and an optional PPS (NULL, 0) NAL unit.
@@ -147,8 +164,7 @@ pub unsafe extern "C" fn kvs_hvcc_from_parameter_sets(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
+    let build = || {
         // SAFETY: per the contract above.
         let vps = unsafe { try_slice(vps, vps_len, "vps") }?;
         // SAFETY: per the contract above.
@@ -156,10 +172,10 @@ pub unsafe extern "C" fn kvs_hvcc_from_parameter_sets(
         // SAFETY: per the contract above.
         let pps = unsafe { try_slice(pps, pps_len, "pps") }?;
         let pps = (!pps.is_empty()).then_some(pps);
-        let out = h265::build_hvcc(vps, sps, pps).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+        h265::build_hvcc(vps, sps, pps).map_err(media_fail)
+    };
+    // SAFETY: per the contract above.
+    unsafe { record_out(buf, buf_len, out_n, build) }
 }
 
 /// From an Annex-B key frame (parameter sets then an IDR slice), as the official producer's

@@ -11,8 +11,8 @@ use kvs_core::mkv::writer::{
 use kvs_core::mkv::{AudioSettings, Frame, TrackInfo, TrackType, VideoSettings};
 
 use crate::{
-    Fail, Res, boundary, check_out, copy_out, free_box, kvs_result, opt_str, try_mut, try_ref,
-    try_slice, try_slice_mut, try_str, write_out,
+    Fail, Res, boundary, check_out, copy_out, free_box, give_box, kvs_result, opt_str, try_mut,
+    try_ref, try_slice, try_slice_mut, try_str, write_out,
 };
 
 /// Frame flag: a key frame (opens a fragment).
@@ -275,9 +275,8 @@ pub unsafe extern "C" fn kvs_writer_new(
         // SAFETY: per the contract above.
         let tracks = unsafe { track_list(tracks, n_tracks) }?;
         let inner = StreamWriter::new(config, tracks).map_err(config_fail)?;
-        let boxed = Box::into_raw(Box::new(kvs_writer { inner }));
         // SAFETY: checked non-NULL.
-        unsafe { write_out(writer_out, boxed) };
+        unsafe { give_box(kvs_writer { inner }, writer_out) };
         Ok(())
     })
 }
@@ -603,13 +602,13 @@ pub struct kvs_reader {
 pub unsafe extern "C" fn kvs_reader_new(reader_out: *mut *mut kvs_reader) -> kvs_result {
     boundary(|| {
         check_out(reader_out, "reader_out")?;
-        let boxed = Box::into_raw(Box::new(kvs_reader {
+        let reader = kvs_reader {
             inner: MkvReader::new(),
             held_data: Bytes::new(),
             held_strings: Vec::new(),
-        }));
+        };
         // SAFETY: checked non-NULL.
-        unsafe { write_out(reader_out, boxed) };
+        unsafe { give_box(reader, reader_out) };
         Ok(())
     })
 }
