@@ -23,8 +23,8 @@ use kvs_core::sigv4::{
 
 use crate::session::kvs_session;
 use crate::{
-    Fail, Res, boundary, check_out, copy_out, free_box, kvs_result, opt_str, try_mut, try_ref,
-    try_slice, try_str, write_out,
+    Fail, Res, boundary, check_out, copy_out, free_box, give_box, kvs_result, opt_str, try_mut,
+    try_ref, try_slice, try_str, write_out,
 };
 
 /// An HTTP request to send (opaque).
@@ -322,12 +322,25 @@ fn json_request<T: ApiOperation>(op: &T, endpoint: &http::Uri) -> Res<kvs_reques
     Ok(kvs_request::from_http(request, body))
 }
 
+/// The frame shared by the request builders: checks `request_out`, parses `endpoint_url`, runs
+/// `build` on it and hands the request to the caller.
+///
 /// # Safety
-/// `request_out` is writable.
-unsafe fn give(request: kvs_request, request_out: *mut *mut kvs_request) {
-    let boxed = Box::into_raw(Box::new(request));
-    // SAFETY: checked non-NULL by the callers.
-    unsafe { write_out(request_out, boxed) };
+/// `endpoint_url` is NULL or NUL-terminated; `request_out` is writable.
+unsafe fn build_request(
+    endpoint_url: *const c_char,
+    request_out: *mut *mut kvs_request,
+    build: impl FnOnce(&http::Uri) -> Res<kvs_request>,
+) -> kvs_result {
+    boundary(|| {
+        check_out(request_out, "request_out")?;
+        // SAFETY: per the contract above.
+        let uri = unsafe { endpoint(endpoint_url) }?;
+        let request = build(&uri)?;
+        // SAFETY: checked non-NULL.
+        unsafe { give_box(request, request_out) };
+        Ok(())
+    })
 }
 
 /// Builds `DescribeStream` for `endpoint` (`"https://kinesisvideo.us-east-1.amazonaws.com"`),
@@ -343,21 +356,17 @@ pub unsafe extern "C" fn kvs_request_describe_stream(
     stream_arn: *const c_char,
     request_out: *mut *mut kvs_request,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(request_out, "request_out")?;
-        // SAFETY: per the contract above.
-        let uri = unsafe { endpoint(endpoint_url) }?;
+    let build = |uri: &http::Uri| {
         let op = DescribeStreamRequest {
             // SAFETY: per the contract above.
             stream_name: unsafe { opt_str(stream_name, "stream_name") }?.map(str::to_owned),
             // SAFETY: per the contract above.
             stream_arn: unsafe { opt_str(stream_arn, "stream_arn") }?.map(str::to_owned),
         };
-        let request = json_request(&op, &uri)?;
-        // SAFETY: checked non-NULL.
-        unsafe { give(request, request_out) };
-        Ok(())
-    })
+        json_request(&op, uri)
+    };
+    // SAFETY: per the contract above.
+    unsafe { build_request(endpoint_url, request_out, build) }
 }
 
 /// Builds `CreateStream` for `endpoint`. `device_name` and `media_type` may be NULL;
@@ -374,10 +383,7 @@ pub unsafe extern "C" fn kvs_request_create_stream(
     data_retention_hours: u32,
     request_out: *mut *mut kvs_request,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(request_out, "request_out")?;
-        // SAFETY: per the contract above.
-        let uri = unsafe { endpoint(endpoint_url) }?;
+    let build = |uri: &http::Uri| {
         let op = CreateStreamRequest {
             // SAFETY: per the contract above.
             device_name: unsafe { opt_str(device_name, "device_name") }?.map(str::to_owned),
@@ -391,11 +397,10 @@ pub unsafe extern "C" fn kvs_request_create_stream(
             tags: None,
             stream_storage_configuration: None,
         };
-        let request = json_request(&op, &uri)?;
-        // SAFETY: checked non-NULL.
-        unsafe { give(request, request_out) };
-        Ok(())
-    })
+        json_request(&op, uri)
+    };
+    // SAFETY: per the contract above.
+    unsafe { build_request(endpoint_url, request_out, build) }
 }
 
 /// Builds `GetDataEndpoint` for `endpoint`; `api_name` is the APIName (`"PUT_MEDIA"`,
@@ -411,10 +416,7 @@ pub unsafe extern "C" fn kvs_request_get_data_endpoint(
     api_name: *const c_char,
     request_out: *mut *mut kvs_request,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(request_out, "request_out")?;
-        // SAFETY: per the contract above.
-        let uri = unsafe { endpoint(endpoint_url) }?;
+    let build = |uri: &http::Uri| {
         // SAFETY: per the contract above.
         let api: ApiName = unsafe { try_str(api_name, "api_name") }?
             .parse()
@@ -426,11 +428,10 @@ pub unsafe extern "C" fn kvs_request_get_data_endpoint(
             stream_arn: unsafe { opt_str(stream_arn, "stream_arn") }?.map(str::to_owned),
             api_name: api,
         };
-        let request = json_request(&op, &uri)?;
-        // SAFETY: checked non-NULL.
-        unsafe { give(request, request_out) };
-        Ok(())
-    })
+        json_request(&op, uri)
+    };
+    // SAFETY: per the contract above.
+    unsafe { build_request(endpoint_url, request_out, build) }
 }
 
 fn put_media_request(request: &PutMediaRequest, uri: &http::Uri) -> Res<kvs_request> {
@@ -453,10 +454,7 @@ pub unsafe extern "C" fn kvs_request_put_media(
     producer_start_epoch_ms: u64,
     request_out: *mut *mut kvs_request,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(request_out, "request_out")?;
-        // SAFETY: per the contract above.
-        let uri = unsafe { endpoint(endpoint_url) }?;
+    let build = |uri: &http::Uri| {
         let mode = match timecode_mode {
             0 => FragmentTimecodeType::Absolute,
             1 => FragmentTimecodeType::Relative,
@@ -476,11 +474,10 @@ pub unsafe extern "C" fn kvs_request_put_media(
             producer_start_timestamp: Some(Timestamp::from_millis(producer_start_epoch_ms)),
             fragment_acknowledgment_required: Some(true),
         };
-        let request = put_media_request(&op, &uri)?;
-        // SAFETY: checked non-NULL.
-        unsafe { give(request, request_out) };
-        Ok(())
-    })
+        put_media_request(&op, uri)
+    };
+    // SAFETY: per the contract above.
+    unsafe { build_request(endpoint_url, request_out, build) }
 }
 
 /// Builds the PutMedia request head the session asked for in its CONNECT event for
@@ -510,7 +507,7 @@ pub unsafe extern "C" fn kvs_session_connect_request(
         })?;
         let request = put_media_request(op, &uri)?;
         // SAFETY: checked non-NULL.
-        unsafe { give(request, request_out) };
+        unsafe { give_box(request, request_out) };
         Ok(())
     })
 }

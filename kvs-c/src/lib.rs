@@ -309,15 +309,13 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T) {
     unsafe { ptr.write(value) }
 }
 
-/// A byte slice from `(ptr, len)`; NULL is allowed only with `len == 0`.
-///
-/// # Safety
-/// When `len > 0`, `ptr` points to `len` readable bytes that outlive `'a`.
-pub(crate) unsafe fn try_slice<'a>(ptr: *const u8, len: usize, what: &str) -> Res<&'a [u8]> {
+/// Checks a C buffer `(ptr, len)` before it becomes a slice: `Ok(false)` when it is empty (`ptr`
+/// is then ignored), `Ok(true)` when `ptr` is non-NULL and `len` fits a slice.
+fn check_buf(is_null: bool, len: usize, what: &str) -> Res<bool> {
     if len == 0 {
-        return Ok(&[]);
+        return Ok(false);
     }
-    if ptr.is_null() {
+    if is_null {
         return Err(Fail::new(
             kvs_result::NullParameter,
             format!("{what} is NULL with length {len}"),
@@ -328,6 +326,17 @@ pub(crate) unsafe fn try_slice<'a>(ptr: *const u8, len: usize, what: &str) -> Re
             kvs_result::InvalidParameter,
             format!("{what} length {len} is too large"),
         ));
+    }
+    Ok(true)
+}
+
+/// A byte slice from `(ptr, len)`; NULL is allowed only with `len == 0`.
+///
+/// # Safety
+/// When `len > 0`, `ptr` points to `len` readable bytes that outlive `'a`.
+pub(crate) unsafe fn try_slice<'a>(ptr: *const u8, len: usize, what: &str) -> Res<&'a [u8]> {
+    if !check_buf(ptr.is_null(), len, what)? {
+        return Ok(&[]);
     }
     // SAFETY: non-NULL, length bounded, readability guaranteed by the caller.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
@@ -338,20 +347,8 @@ pub(crate) unsafe fn try_slice<'a>(ptr: *const u8, len: usize, what: &str) -> Re
 /// # Safety
 /// When `len > 0`, `ptr` points to `len` writable bytes, not aliased, that outlive `'a`.
 pub(crate) unsafe fn try_slice_mut<'a>(ptr: *mut u8, len: usize, what: &str) -> Res<&'a mut [u8]> {
-    if len == 0 {
+    if !check_buf(ptr.is_null(), len, what)? {
         return Ok(&mut []);
-    }
-    if ptr.is_null() {
-        return Err(Fail::new(
-            kvs_result::NullParameter,
-            format!("{what} is NULL with length {len}"),
-        ));
-    }
-    if len > isize::MAX as usize {
-        return Err(Fail::new(
-            kvs_result::InvalidParameter,
-            format!("{what} length {len} is too large"),
-        ));
     }
     // SAFETY: non-NULL, length bounded, writability and exclusivity guaranteed by the caller.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
@@ -525,6 +522,15 @@ pub unsafe extern "C" fn kvs_set_log_callback(
         });
         Ok(())
     })
+}
+
+/// Boxes `value` and hands the pointer to the caller through `out` (free it with [`free_box`]).
+///
+/// # Safety
+/// `out` is writable (checked non-NULL by the caller).
+pub(crate) unsafe fn give_box<T>(value: T, out: *mut *mut T) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { write_out(out, Box::into_raw(Box::new(value))) }
 }
 
 /// Frees an object created by `Box::into_raw`.

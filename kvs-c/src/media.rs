@@ -19,6 +19,47 @@ fn media_fail(e: MediaError) -> Fail {
     Fail::new(kvs_result::Media, e.to_string())
 }
 
+/// The frame shared by the record builders: checks `out_n`, runs `build` and copies the record
+/// it returns into `buf`.
+///
+/// # Safety
+/// `buf` has `buf_len` writable bytes; `out_n` is writable.
+unsafe fn record_out(
+    buf: *mut u8,
+    buf_len: usize,
+    out_n: *mut usize,
+    build: impl FnOnce() -> Res<Vec<u8>>,
+) -> kvs_result {
+    boundary(|| {
+        check_out(out_n, "out_n")?;
+        let out = build()?;
+        // SAFETY: per the contract above.
+        unsafe { copy_out(&out, buf, buf_len, out_n) }
+    })
+}
+
+/// The body shared by the Annex-B converters: reads `(annexb, len)`, runs `convert` and copies
+/// its output into `buf`.
+///
+/// # Safety
+/// `annexb` has `len` readable bytes; `buf` has `buf_len` writable bytes; `out_n` is writable.
+unsafe fn convert_annexb(
+    annexb: *const u8,
+    len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    out_n: *mut usize,
+    convert: fn(&[u8]) -> Result<Vec<u8>, MediaError>,
+) -> kvs_result {
+    let build = || {
+        // SAFETY: per the contract above.
+        let input = unsafe { try_slice(annexb, len, "annexb") }?;
+        convert(input).map_err(media_fail)
+    };
+    // SAFETY: per the contract above.
+    unsafe { record_out(buf, buf_len, out_n, build) }
+}
+
 fn codec(value: u32) -> Res<VideoCodec> {
     match value {
         1 => Ok(VideoCodec::H264),
@@ -44,14 +85,8 @@ pub unsafe extern "C" fn kvs_annexb_to_avcc(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let input = unsafe { try_slice(annexb, len, "annexb") }?;
-        let out = nal::annexb_to_avcc(input).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+    // SAFETY: per the contract above.
+    unsafe { convert_annexb(annexb, len, buf, buf_len, out_n, nal::annexb_to_avcc) }
 }
 
 /// Builds the H.264 avcC record from Annex-B codec private data (the first SPS and PPS found).
@@ -66,14 +101,8 @@ pub unsafe extern "C" fn kvs_avcc_from_annexb(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let input = unsafe { try_slice(annexb, len, "annexb") }?;
-        let out = h264::avcc_from_annexb(input).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+    // SAFETY: per the contract above.
+    unsafe { convert_annexb(annexb, len, buf, buf_len, out_n, h264::avcc_from_annexb) }
 }
 
 /// Builds the H.265 hvcC record from Annex-B codec private data (the first VPS, SPS and PPS).
@@ -88,14 +117,8 @@ pub unsafe extern "C" fn kvs_hvcc_from_annexb(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let input = unsafe { try_slice(annexb, len, "annexb") }?;
-        let out = h265::hvcc_from_annexb(input).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+    // SAFETY: per the contract above.
+    unsafe { convert_annexb(annexb, len, buf, buf_len, out_n, h265::hvcc_from_annexb) }
 }
 
 /// Builds the H.264 avcC record from one SPS and one PPS NAL unit (without start codes).
@@ -113,16 +136,15 @@ pub unsafe extern "C" fn kvs_avcc_from_parameter_sets(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
+    let build = || {
         // SAFETY: per the contract above.
         let sps = unsafe { try_slice(sps, sps_len, "sps") }?;
         // SAFETY: per the contract above.
         let pps = unsafe { try_slice(pps, pps_len, "pps") }?;
-        let out = h264::build_avcc(sps, pps).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+        h264::build_avcc(sps, pps).map_err(media_fail)
+    };
+    // SAFETY: per the contract above.
+    unsafe { record_out(buf, buf_len, out_n, build) }
 }
 
 /// Builds the H.265 hvcC record from a VPS, an SPS and an optional PPS (NULL, 0) NAL unit.
@@ -142,8 +164,7 @@ pub unsafe extern "C" fn kvs_hvcc_from_parameter_sets(
     buf_len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
+    let build = || {
         // SAFETY: per the contract above.
         let vps = unsafe { try_slice(vps, vps_len, "vps") }?;
         // SAFETY: per the contract above.
@@ -151,10 +172,10 @@ pub unsafe extern "C" fn kvs_hvcc_from_parameter_sets(
         // SAFETY: per the contract above.
         let pps = unsafe { try_slice(pps, pps_len, "pps") }?;
         let pps = (!pps.is_empty()).then_some(pps);
-        let out = h265::build_hvcc(vps, sps, pps).map_err(media_fail)?;
-        // SAFETY: per the contract above.
-        unsafe { copy_out(&out, buf, buf_len, out_n) }
-    })
+        h265::build_hvcc(vps, sps, pps).map_err(media_fail)
+    };
+    // SAFETY: per the contract above.
+    unsafe { record_out(buf, buf_len, out_n, build) }
 }
 
 /// From an Annex-B key frame (parameter sets then an IDR slice), as the official producer's

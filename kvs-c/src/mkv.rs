@@ -6,13 +6,13 @@ use bytes::Bytes;
 use kvs_core::mkv::reader::{Event, MkvReader};
 use kvs_core::mkv::writer::{
     DEFAULT_TIMECODE_SCALE_NS, Fragmentation, FrameOutcome, StreamConfig, StreamWriter,
-    TimecodeMode,
+    TimecodeMode, WriterError,
 };
 use kvs_core::mkv::{AudioSettings, Frame, TrackInfo, TrackType, VideoSettings};
 
 use crate::{
-    Fail, Res, boundary, check_out, copy_out, free_box, kvs_result, opt_str, try_mut, try_ref,
-    try_slice, try_slice_mut, try_str, write_out,
+    Fail, Res, boundary, check_out, copy_out, free_box, give_box, kvs_result, opt_str, try_mut,
+    try_ref, try_slice, try_slice_mut, try_str, write_out,
 };
 
 /// Frame flag: a key frame (opens a fragment).
@@ -275,9 +275,8 @@ pub unsafe extern "C" fn kvs_writer_new(
         // SAFETY: per the contract above.
         let tracks = unsafe { track_list(tracks, n_tracks) }?;
         let inner = StreamWriter::new(config, tracks).map_err(config_fail)?;
-        let boxed = Box::into_raw(Box::new(kvs_writer { inner }));
         // SAFETY: checked non-NULL.
-        unsafe { write_out(writer_out, boxed) };
+        unsafe { give_box(kvs_writer { inner }, writer_out) };
         Ok(())
     })
 }
@@ -397,6 +396,41 @@ pub unsafe extern "C" fn kvs_writer_write_frame(
     })
 }
 
+/// The body shared by [`kvs_writer_end_fragment`] and [`kvs_writer_finish`]: runs `step` on the
+/// writer with `buf` as output; when `buf` is too small, `*out_n` says how much is needed.
+///
+/// # Safety
+/// `writer` is valid; `buf` has `len` writable bytes; `out_n` is writable.
+unsafe fn write_marker(
+    writer: *mut kvs_writer,
+    buf: *mut u8,
+    len: usize,
+    out_n: *mut usize,
+    step: impl FnOnce(&mut StreamWriter, &mut &mut [u8]) -> Result<usize, WriterError>,
+) -> kvs_result {
+    boundary(|| {
+        check_out(out_n, "out_n")?;
+        // SAFETY: per the contract above.
+        let w = unsafe { try_mut(writer, "writer") }?;
+        // SAFETY: per the contract above.
+        let out = unsafe { try_slice_mut(buf, len, "buf") }?;
+        let mut cursor = &mut *out;
+        match step(&mut w.inner, &mut cursor) {
+            Ok(n) => {
+                // SAFETY: checked non-NULL.
+                unsafe { write_out(out_n, n) };
+                Ok(())
+            }
+            Err(WriterError::Encode(e)) => {
+                // SAFETY: checked non-NULL.
+                unsafe { write_out(out_n, kvs_core::mkv::writer::END_OF_FRAGMENT_LEN) };
+                Err(Fail::new(kvs_result::BufferTooSmall, e.to_string()))
+            }
+            Err(e) => Err(writer_fail(e)),
+        }
+    })
+}
+
 /// Writes the end-of-fragment marker (84 bytes) into `buf`: the open fragment ends now and the
 /// next key frame opens the next one. Needs key-frame fragmentation.
 ///
@@ -409,27 +443,8 @@ pub unsafe extern "C" fn kvs_writer_end_fragment(
     len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let w = unsafe { try_mut(writer, "writer") }?;
-        // SAFETY: per the contract above.
-        let out = unsafe { try_slice_mut(buf, len, "buf") }?;
-        let mut cursor = &mut *out;
-        match w.inner.end_fragment(&mut cursor) {
-            Ok(n) => {
-                // SAFETY: checked non-NULL.
-                unsafe { write_out(out_n, n) };
-                Ok(())
-            }
-            Err(kvs_core::mkv::writer::WriterError::Encode(e)) => {
-                // SAFETY: checked non-NULL.
-                unsafe { write_out(out_n, kvs_core::mkv::writer::END_OF_FRAGMENT_LEN) };
-                Err(Fail::new(kvs_result::BufferTooSmall, e.to_string()))
-            }
-            Err(e) => Err(writer_fail(e)),
-        }
-    })
+    // SAFETY: per the contract above.
+    unsafe { write_marker(writer, buf, len, out_n, |w, out| w.end_fragment(out)) }
 }
 
 /// Ends the stream: writes the end-of-stream marker (0 or 84 bytes) into `buf` and closes the
@@ -444,27 +459,8 @@ pub unsafe extern "C" fn kvs_writer_finish(
     len: usize,
     out_n: *mut usize,
 ) -> kvs_result {
-    boundary(|| {
-        check_out(out_n, "out_n")?;
-        // SAFETY: per the contract above.
-        let w = unsafe { try_mut(writer, "writer") }?;
-        // SAFETY: per the contract above.
-        let out = unsafe { try_slice_mut(buf, len, "buf") }?;
-        let mut cursor = &mut *out;
-        match w.inner.finish(&mut cursor) {
-            Ok(n) => {
-                // SAFETY: checked non-NULL.
-                unsafe { write_out(out_n, n) };
-                Ok(())
-            }
-            Err(kvs_core::mkv::writer::WriterError::Encode(e)) => {
-                // SAFETY: checked non-NULL.
-                unsafe { write_out(out_n, kvs_core::mkv::writer::END_OF_FRAGMENT_LEN) };
-                Err(Fail::new(kvs_result::BufferTooSmall, e.to_string()))
-            }
-            Err(e) => Err(writer_fail(e)),
-        }
-    })
+    // SAFETY: per the contract above.
+    unsafe { write_marker(writer, buf, len, out_n, |w, out| w.finish(out)) }
 }
 
 /// Kinds of reader events.
@@ -606,13 +602,13 @@ pub struct kvs_reader {
 pub unsafe extern "C" fn kvs_reader_new(reader_out: *mut *mut kvs_reader) -> kvs_result {
     boundary(|| {
         check_out(reader_out, "reader_out")?;
-        let boxed = Box::into_raw(Box::new(kvs_reader {
+        let reader = kvs_reader {
             inner: MkvReader::new(),
             held_data: Bytes::new(),
             held_strings: Vec::new(),
-        }));
+        };
         // SAFETY: checked non-NULL.
-        unsafe { write_out(reader_out, boxed) };
+        unsafe { give_box(reader, reader_out) };
         Ok(())
     })
 }

@@ -32,8 +32,8 @@ use crate::mkv::{
     frame_from, kvs_frame, kvs_stream_config, kvs_track_config, stream_config, track_list,
 };
 use crate::{
-    Fail, Res, boundary, boundary_or, check_out, free_box, kvs_result, opt_str, try_mut, try_ref,
-    try_slice, try_slice_mut, try_str, write_out,
+    Fail, Res, boundary, boundary_or, check_out, free_box, give_box, kvs_result, opt_str, try_mut,
+    try_ref, try_slice, try_slice_mut, try_str, write_out,
 };
 
 /// Size of the inline fragment-number strings (the API allows 1 to 128 digits, plus the NUL).
@@ -376,13 +376,13 @@ pub unsafe extern "C" fn kvs_session_new(
         let config = session_config(c, tracks)?;
         let inner = PutMediaSession::new(config, Millis(now_ms))
             .map_err(|e| Fail::new(kvs_result::Config, e.to_string()))?;
-        let boxed = Box::into_raw(Box::new(kvs_session {
+        let session = kvs_session {
             inner,
             pending: None,
             connects: Vec::new(),
-        }));
+        };
         // SAFETY: checked non-NULL.
-        unsafe { write_out(session_out, boxed) };
+        unsafe { give_box(session, session_out) };
         Ok(())
     })
 }
@@ -851,11 +851,11 @@ pub struct kvs_ack_parser {
 pub unsafe extern "C" fn kvs_ack_parser_new(parser_out: *mut *mut kvs_ack_parser) -> kvs_result {
     boundary(|| {
         check_out(parser_out, "parser_out")?;
-        let boxed = Box::into_raw(Box::new(kvs_ack_parser {
+        let parser = kvs_ack_parser {
             inner: AckParser::new(),
-        }));
+        };
         // SAFETY: checked non-NULL.
-        unsafe { write_out(parser_out, boxed) };
+        unsafe { give_box(parser, parser_out) };
         Ok(())
     })
 }

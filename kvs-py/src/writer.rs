@@ -1,7 +1,7 @@
 //! `kvs.MkvWriter`: MKV in the KVS producer layout (what PutMedia takes), through
 //! `kvs_core::mkv::writer::StreamWriter`.
 
-use kvs_core::mkv::writer::{Fragmentation, StreamConfig, StreamWriter, TimecodeMode};
+use kvs_core::mkv::writer::{Fragmentation, StreamConfig, StreamWriter, TimecodeMode, WriterError};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -38,6 +38,17 @@ impl MkvWriter {
                 .map(|_| ())
                 .map_err(|e| encode_error(py, e.to_string()))
         })
+    }
+
+    /// Runs one writer step into a fresh buffer and returns what it wrote as `bytes`.
+    fn emit<'py>(
+        &mut self,
+        py: Python<'py>,
+        step: impl FnOnce(&mut StreamWriter, &mut Vec<u8>) -> Result<usize, WriterError>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = Vec::new();
+        step(&mut self.writer, &mut out).map_err(|e| encode_error(py, e.to_string()))?;
+        Ok(PyBytes::new(py, &out))
     }
 
     /// The stream header (EBML header, Segment, Info, Tracks).
@@ -145,20 +156,12 @@ impl MkvWriter {
 
     /// Ends the open fragment with the end-of-fragment tag.
     fn end_fragment<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let mut out = Vec::new();
-        self.writer
-            .end_fragment(&mut out)
-            .map_err(|e| encode_error(py, e.to_string()))?;
-        Ok(PyBytes::new(py, &out))
+        self.emit(py, |w, out| w.end_fragment(out))
     }
 
     /// Ends the stream (the end-of-stream tag, unless a fragment was just ended).
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let mut out = Vec::new();
-        self.writer
-            .finish(&mut out)
-            .map_err(|e| encode_error(py, e.to_string()))?;
-        Ok(PyBytes::new(py, &out))
+        self.emit(py, |w, out| w.finish(out))
     }
 
     /// Fragments (Clusters) opened so far.
