@@ -421,73 +421,28 @@ async fn dispatch(
     rid: &str,
 ) -> Result<http::Response<Body>, ApiError> {
     use crate::control as c;
-    let json = |r: &dyn Fn(&str) -> http::Response<Bytes>| full(r(rid));
     Ok(match api {
-        ApiRequest::CreateStream(r) => {
-            let out = c::create_stream(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::DescribeStream(r) => {
-            let out = c::describe_stream(ctx, r)?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::ListStreams(r) => {
-            let out = c::list_streams(ctx, r)?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::DeleteStream(r) => {
-            let out = c::delete_stream(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::UpdateStream(r) => {
-            let out = c::update_stream(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::UpdateDataRetention(r) => {
-            let out = c::update_data_retention(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::GetDataEndpoint(r) => {
-            let out = c::get_data_endpoint(ctx, r, base)?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::TagStream(r) => {
-            let out = c::tag_stream(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::UntagStream(r) => {
-            let out = c::untag_stream(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::ListTagsForStream(r) => {
-            let out = c::list_tags_for_stream(ctx, r)?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::TagResource(r) => {
-            let out = c::tag_resource(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::UntagResource(r) => {
-            let out = c::untag_resource(ctx, r).await?;
-            json(&|id| out.to_http(id))
-        }
-        ApiRequest::ListTagsForResource(r) => {
-            let out = c::list_tags_for_resource(ctx, r)?;
-            json(&|id| out.to_http(id))
-        }
+        ApiRequest::CreateStream(r) => reply(c::create_stream(ctx, r).await?, rid),
+        ApiRequest::DescribeStream(r) => reply(c::describe_stream(ctx, r)?, rid),
+        ApiRequest::ListStreams(r) => reply(c::list_streams(ctx, r)?, rid),
+        ApiRequest::DeleteStream(r) => reply(c::delete_stream(ctx, r).await?, rid),
+        ApiRequest::UpdateStream(r) => reply(c::update_stream(ctx, r).await?, rid),
+        ApiRequest::UpdateDataRetention(r) => reply(c::update_data_retention(ctx, r).await?, rid),
+        ApiRequest::GetDataEndpoint(r) => reply(c::get_data_endpoint(ctx, r, base)?, rid),
+        ApiRequest::TagStream(r) => reply(c::tag_stream(ctx, r).await?, rid),
+        ApiRequest::UntagStream(r) => reply(c::untag_stream(ctx, r).await?, rid),
+        ApiRequest::ListTagsForStream(r) => reply(c::list_tags_for_stream(ctx, r)?, rid),
+        ApiRequest::TagResource(r) => reply(c::tag_resource(ctx, r).await?, rid),
+        ApiRequest::UntagResource(r) => reply(c::untag_resource(ctx, r).await?, rid),
+        ApiRequest::ListTagsForResource(r) => reply(c::list_tags_for_resource(ctx, r)?, rid),
         ApiRequest::DescribeStreamStorageConfiguration(r) => {
-            let out = c::describe_storage(ctx, r)?;
-            json(&|id| out.to_http(id))
+            reply(c::describe_storage(ctx, r)?, rid)
         }
         ApiRequest::UpdateStreamStorageConfiguration(r) => {
-            let out = c::update_storage(ctx, r).await?;
-            json(&|id| out.to_http(id))
+            reply(c::update_storage(ctx, r).await?, rid)
         }
         ApiRequest::GetMedia(r) => crate::media::get_media(ctx, r, rid)?,
-        ApiRequest::ListFragments(r) => {
-            let out = crate::media::list_fragments(ctx, r)?;
-            json(&|id| out.to_http(id))
-        }
+        ApiRequest::ListFragments(r) => reply(crate::media::list_fragments(ctx, r)?, rid),
         ApiRequest::GetMediaForFragmentList(r) => {
             crate::media::get_media_for_fragment_list(ctx, r, rid)?
         }
@@ -501,6 +456,11 @@ async fn dispatch(
             ));
         }
     })
+}
+
+/// A JSON operation's response, with the request id.
+fn reply(out: impl ApiResponse, rid: &str) -> http::Response<Body> {
+    full(out.to_http(rid))
 }
 
 /// Accepts connections until `shutdown` turns true.
