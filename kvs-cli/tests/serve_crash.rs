@@ -106,10 +106,16 @@ impl Rng {
 
 /// Streams fragments until the connection fails; returns (timecode → frame payloads) of every
 /// fragment it sent whole, and the numbers of the PERSISTED ones with their timecodes.
-async fn produce(ep: Endpoint, name: String) -> (HashMap<u64, Vec<Bytes>>, Vec<(String, u64)>) {
+/// Timestamps start at `start_ms`: each round gets its own stretch of the timeline, so a cluster
+/// timecode names one fragment across every round.
+async fn produce(
+    ep: Endpoint,
+    name: String,
+    start_ms: u64,
+) -> (HashMap<u64, Vec<Bytes>>, Vec<(String, u64)>) {
     let mut sent = HashMap::new();
     let mut persisted = Vec::new();
-    let mut producer = Producer::new(now_ms() - 60_000, false);
+    let mut producer = Producer::new(start_ms, false);
     let mut pm = PutMedia::open(&ep, &absolute(&name)).await;
     if pm.status != 200 {
         return (sent, persisted);
@@ -169,7 +175,10 @@ async fn kill_9_during_put_media_loses_nothing_persisted() {
     // Every fragment sent whole, per stream, keyed by cluster timecode.
     let mut sent: HashMap<&str, HashMap<u64, Vec<Bytes>>> = HashMap::new();
     let mut persisted: HashMap<&str, Vec<(String, u64)>> = HashMap::new();
+    // Rounds use disjoint 10-minute stretches of the past (a round sends at most ~2 minutes).
+    let timeline_start = now_ms() - 60_000 - 4 * 600_000;
     for round in 0..4 {
+        let round_start = timeline_start + round * 600_000;
         let mut s = spawn_server(&data);
         if round == 0 {
             for name in streams {
@@ -178,7 +187,7 @@ async fn kill_9_during_put_media_loses_nothing_persisted() {
         }
         let tasks: Vec<_> = streams
             .iter()
-            .map(|name| tokio::spawn(produce(s.ep.clone(), name.to_string())))
+            .map(|name| tokio::spawn(produce(s.ep.clone(), name.to_string(), round_start)))
             .collect();
         tokio::time::sleep(Duration::from_millis(300 + rng.next() % 700)).await;
         s.child.kill().unwrap(); // SIGKILL
