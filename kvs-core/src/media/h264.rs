@@ -57,19 +57,12 @@ fn is_pic_idr(nal: &[u8]) -> bool {
 /// # Errors
 /// [`MediaError::Missing`] when there is no IDR slice or nothing before it; Annex-B errors.
 pub fn parameter_sets(access_unit: &[u8]) -> Result<Vec<&[u8]>, MediaError> {
-    let mut out = Vec::new();
-    for nal in annexb_nalus(access_unit)? {
-        if is_pic_idr(nal) {
-            if out.is_empty() {
-                return Err(MediaError::Missing(
-                    "H.264 parameter sets before the first IDR slice",
-                ));
-            }
-            return Ok(out);
-        }
-        out.push(nal);
-    }
-    Err(MediaError::Missing("H.264 IDR slice"))
+    super::nal::nalus_before_idr(
+        access_unit,
+        is_pic_idr,
+        "H.264 parameter sets before the first IDR slice",
+        "H.264 IDR slice",
+    )
 }
 
 /// Frame cropping offsets, in units of the crop unit (luma samples × CropUnitX/Y).

@@ -68,19 +68,12 @@ pub fn is_parameter_set(nal: &[u8]) -> bool {
 /// # Errors
 /// [`MediaError::Missing`] when there is no IDR slice or nothing before it; Annex-B errors.
 pub fn parameter_sets(access_unit: &[u8]) -> Result<Vec<&[u8]>, MediaError> {
-    let mut out = Vec::new();
-    for nal in annexb_nalus(access_unit)? {
-        if is_idr(nal) {
-            if out.is_empty() {
-                return Err(MediaError::Missing(
-                    "H.265 parameter sets before the first IDR slice",
-                ));
-            }
-            return Ok(out);
-        }
-        out.push(nal);
-    }
-    Err(MediaError::Missing("H.265 IDR slice"))
+    super::nal::nalus_before_idr(
+        access_unit,
+        is_idr,
+        "H.265 parameter sets before the first IDR slice",
+        "H.265 IDR slice",
+    )
 }
 
 /// The general part of `profile_tier_level()`.

@@ -29,6 +29,27 @@ pub const START_CODE: [u8; 4] = [0, 0, 0, 1];
 /// The length-field size KVS producers use for AVCC/HVCC samples.
 pub const DEFAULT_LENGTH_SIZE: usize = 4;
 
+/// The NAL units of an Annex-B access unit before the first one `is_idr` accepts: the codec
+/// private data the official producer takes from a key frame; the two messages name what is missing.
+pub(crate) fn nalus_before_idr<'a>(
+    access_unit: &'a [u8],
+    is_idr: fn(&[u8]) -> bool,
+    missing_sets: &'static str,
+    missing_idr: &'static str,
+) -> Result<Vec<&'a [u8]>, MediaError> {
+    let mut out = Vec::new();
+    for nal in annexb_nalus(access_unit)? {
+        if is_idr(nal) {
+            if out.is_empty() {
+                return Err(MediaError::Missing(missing_sets));
+            }
+            return Ok(out);
+        }
+        out.push(nal);
+    }
+    Err(MediaError::Missing(missing_idr))
+}
+
 /// Offset of the first `00 00 01` at or after `from`.
 pub(crate) fn find_start_code(buf: &[u8], mut i: usize) -> Option<usize> {
     while let Some(&b) = buf.get(i + 2) {
