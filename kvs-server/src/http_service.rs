@@ -137,24 +137,44 @@ type QuotaKey = (&'static str, String);
 /// Per-stream TPS of the control-plane operations (the service's quota table).
 const STREAM_TPS: f64 = 5.0;
 
-/// The stream a quota-metered control-plane call is about: (operation, stream key).
+/// Most token buckets kept; beyond it idle ones are forgotten, and if every one is busy (a flood
+/// of names) all are, so memory stays bounded whatever names clients send.
+const MAX_QUOTA_BUCKETS: usize = 100_000;
+
+/// The stream a quota-metered call is about: the name, or the name inside an ARN, so that
+/// alternating a stream's name and ARN does not double its budget.
+fn quota_stream(name: Option<&str>, arn: Option<&str>) -> Option<String> {
+    if let Some(n) = name {
+        return Some(n.to_owned());
+    }
+    let arn = arn?;
+    Some(match arn.parse::<kvs_core::api::ResourceArn>() {
+        Ok(parsed) => parsed.name,
+        Err(_) => arn.to_owned(),
+    })
+}
+
+/// The stream a quota-metered call is about: (operation, stream key). Control-plane calls and
+/// GetMedia (5 TPS per stream each); PutMedia is metered by [`Ctx::admit_put_media`].
 fn quota_key(api: &ApiRequest) -> Option<QuotaKey> {
-    let key = |name: &Option<String>, arn: &Option<String>| name.clone().or_else(|| arn.clone());
+    let key =
+        |name: &Option<String>, arn: &Option<String>| quota_stream(name.as_deref(), arn.as_deref());
     let op = api.operation().name();
     let stream = match api {
         ApiRequest::DescribeStream(r) => key(&r.stream_name, &r.stream_arn),
         ApiRequest::GetDataEndpoint(r) => key(&r.stream_name, &r.stream_arn),
         ApiRequest::UpdateStream(r) => key(&r.stream_name, &r.stream_arn),
-        ApiRequest::DeleteStream(r) => Some(r.stream_arn.clone()),
+        ApiRequest::DeleteStream(r) => quota_stream(None, Some(&r.stream_arn)),
         ApiRequest::UpdateDataRetention(r) => key(&r.stream_name, &r.stream_arn),
         ApiRequest::TagStream(r) => key(&r.stream_name, &r.stream_arn),
         ApiRequest::UntagStream(r) => key(&r.stream_name, &r.stream_arn),
         ApiRequest::ListTagsForStream(r) => key(&r.stream_name, &r.stream_arn),
-        ApiRequest::TagResource(r) => Some(r.resource_arn.clone()),
-        ApiRequest::UntagResource(r) => Some(r.resource_arn.clone()),
-        ApiRequest::ListTagsForResource(r) => Some(r.resource_arn.clone()),
+        ApiRequest::TagResource(r) => quota_stream(None, Some(&r.resource_arn)),
+        ApiRequest::UntagResource(r) => quota_stream(None, Some(&r.resource_arn)),
+        ApiRequest::ListTagsForResource(r) => quota_stream(None, Some(&r.resource_arn)),
         ApiRequest::DescribeStreamStorageConfiguration(r) => key(&r.stream_name, &r.stream_arn),
         ApiRequest::UpdateStreamStorageConfiguration(r) => key(&r.stream_name, &r.stream_arn),
+        ApiRequest::GetMedia(r) => key(&r.stream_name, &r.stream_arn),
         _ => None,
     }?;
     Some((op, stream))
@@ -199,9 +219,13 @@ impl Ctx {
                 continue;
             }
             meta.status = kvs_core::api::StreamStatus::Active;
-            let legacy = data_dir.join("streams").join(meta.legacy_dir_name());
+            // The legacy directory name holds the stream name: only a valid one (`[a-zA-Z0-9_.-]`,
+            // so no `/` or NUL; the creation-time prefix keeps it from being `.` or `..`) may
+            // reach a path, whatever a hand-edited streams.json says.
+            let legacy = kvs_core::api::names::is_valid_stream_name(&meta.name)
+                .then(|| data_dir.join("streams").join(meta.legacy_dir_name()));
             let stream = Stream::new(meta, data_dir);
-            if !stream.dir.exists() && legacy.is_dir() {
+            if let Some(legacy) = legacy.filter(|l| !stream.dir.exists() && l.is_dir()) {
                 std::fs::rename(&legacy, &stream.dir).map_err(io_err(&legacy))?;
                 store::sync_dir(&data_dir.join("streams")).map_err(io_err(data_dir))?;
             }
@@ -297,11 +321,19 @@ impl Ctx {
         let Some(key) = quota_key(api) else {
             return Ok(());
         };
+        self.take_token(key)
+    }
+
+    /// Takes a token from the (operation, stream) bucket of [`STREAM_TPS`] calls per second.
+    fn take_token(&self, key: QuotaKey) -> Result<(), ApiError> {
         let now = std::time::Instant::now();
         let mut quotas = lock(&self.quotas);
-        if quotas.len() > 100_000 {
+        if quotas.len() >= MAX_QUOTA_BUCKETS {
             // Bounded: forget buckets idle long enough to be full again.
             quotas.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(1));
+            if quotas.len() >= MAX_QUOTA_BUCKETS {
+                quotas.clear();
+            }
         }
         let (tokens, last) = quotas.entry(key.clone()).or_insert((STREAM_TPS, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * STREAM_TPS).min(STREAM_TPS);
@@ -310,13 +342,40 @@ impl Ctx {
             return Err(ApiError::new(
                 ApiErrorKind::ClientLimitExceeded,
                 format!(
-                    "{} exceeded its limit of {STREAM_TPS} calls per second for stream {}.",
+                    "{} exceeded its limit of {STREAM_TPS} calls per second for stream {}; retry later.",
                     key.0, key.1
                 ),
             ));
         }
         *tokens -= 1.0;
         Ok(())
+    }
+
+    /// Makes PutMedia connection `conn_id` the stream's producer. Without `--enforce-quotas` the
+    /// newest connection wins (a rotating producer overlaps its connections). With it, the
+    /// service's quotas hold: 5 PutMedia calls per second per stream (ClientLimitExceeded) and
+    /// one connection per stream, a second one being refused while the first lasts
+    /// (ConnectionLimitExceeded, as the current developer guide says).
+    pub(crate) fn admit_put_media(&self, stream: &Stream, conn_id: u64) -> Result<(), ApiError> {
+        use std::sync::atomic::Ordering;
+        if !self.config.enforce_quotas {
+            stream.producer.store(conn_id, Ordering::SeqCst);
+            return Ok(());
+        }
+        let name = lock(&stream.meta).name.clone();
+        self.take_token(("PutMedia", name.clone()))?;
+        stream
+            .producer
+            .compare_exchange(0, conn_id, Ordering::SeqCst, Ordering::SeqCst)
+            .map(|_| ())
+            .map_err(|_| {
+                ApiError::new(
+                    ApiErrorKind::ConnectionLimitExceeded,
+                    format!(
+                        "Stream {name} already has a PutMedia connection; at most 1 is allowed. Close it first."
+                    ),
+                )
+            })
     }
 
     /// The configured clock's time, epoch ms.
@@ -368,6 +427,46 @@ pub(crate) fn request_id() -> String {
     )
 }
 
+/// Reads a JSON API call's body: at most `MAX_REQUEST_BODY` bytes (InvalidArgumentException
+/// beyond, as for a body that is too large once read), within `body_read_timeout` (408
+/// `RequestTimeoutException` after it, like the service's front door for a stalled upload).
+async fn read_json_body(ctx: &Ctx, body: Incoming) -> Result<Bytes, ApiError> {
+    let limit = ctx.config.limits.body_read_timeout;
+    let collected = tokio::time::timeout(limit, Limited::new(body, MAX_REQUEST_BODY).collect());
+    match collected.await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::invalid_argument(format!(
+                "The request body exceeds the limit of {MAX_REQUEST_BODY} bytes."
+            )))
+        }
+        Ok(Err(e)) => Err(ApiError::serialization(format!(
+            "The request body could not be read: {e}"
+        ))),
+        Err(_) => {
+            let mut e = ApiError::new(
+                ApiErrorKind::Other("RequestTimeoutException".into()),
+                format!(
+                    "The request body did not arrive within {} ms; send it at once.",
+                    limit.as_millis()
+                ),
+            );
+            e.http_status = 408;
+            Err(e)
+        }
+    }
+}
+
+/// `response` with `connection: close`: the request body was not read to its end, so the
+/// connection cannot carry another request.
+fn closing(mut response: http::Response<Body>) -> http::Response<Body> {
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 /// A SigV4 failure as the service's error response (kvs-core maps it to its API error).
 fn auth_error_response(e: &AuthError, rid: &str) -> http::Response<Body> {
     error_response(&ApiError::from(e), rid)
@@ -384,16 +483,9 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<B
         }
         return crate::ingest::put_media(ctx, parts, body, rid).await;
     }
-    let bytes = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return error_response(
-                &ApiError::invalid_argument(format!(
-                    "The request body exceeds {MAX_REQUEST_BODY} bytes or could not be read."
-                )),
-                &rid,
-            );
-        }
+    let bytes = match read_json_body(&ctx, body).await {
+        Ok(b) => b,
+        Err(e) => return closing(error_response(&e, &rid)),
     };
     if let Err(e) = ctx.verify(&parts, Payload::Bytes(&bytes)) {
         return auth_error_response(&e, &rid);
@@ -471,6 +563,15 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let sweeper = tokio::spawn(retention_loop(ctx.clone()));
+    let limits = ctx.config.limits.clone();
+    let gate = crate::conn::Gate::new(limits.max_connections);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_headers(limits.max_headers)
+        .max_header_size(limits.max_header_bytes)
+        // Header-read and keep-alive timeouts are kept by crate::conn (hyper's one timer cannot
+        // tell an idle keep-alive connection from a slow request head).
+        .header_read_timeout(None);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -480,32 +581,52 @@ pub(crate) async fn serve(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        let Ok(permit) = gate.connections.clone().try_acquire_owned() else {
+            gate.reject(tcp, tls.is_some());
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let ctx = ctx.clone();
         let tls = tls.clone();
         let mut stop = shutdown.clone();
+        let builder = builder.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            let watch = crate::conn::Watch::new();
+            let w = watch.clone();
             let svc = service_fn(move |req| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+                let guard = w.begin();
+                async move {
+                    let response = handle(ctx, req).await;
+                    Ok::<_, Infallible>(crate::conn::track(response, guard))
+                }
             });
-            let builder = hyper::server::conn::http1::Builder::new();
+            let expired =
+                crate::conn::idle_expired(&watch, limits.keep_alive_timeout, limits.header_read_timeout);
             match tls {
                 Some(acceptor) => {
-                    let Ok(stream) = acceptor.accept(tcp).await else {
+                    let handshake =
+                        tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
+                    let Ok(Ok(stream)) = handshake.await else {
                         return;
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    let io = crate::conn::WatchedIo::new(stream, watch.clone());
+                    let conn = builder.serve_connection(TokioIo::new(io), svc);
                     tokio::select! {
                         _ = conn => {}
                         _ = stop.changed() => {}
+                        _ = expired => {}
                     }
                 }
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                    let io = crate::conn::WatchedIo::new(tcp, watch.clone());
+                    let conn = builder.serve_connection(TokioIo::new(io), svc);
                     tokio::select! {
                         _ = conn => {}
                         _ = stop.changed() => {}
+                        _ = expired => {}
                     }
                 }
             }

@@ -62,7 +62,9 @@ pub(crate) async fn put_media(
     // The newest connection wins: a rotating producer opens its successor while the current
     // connection still streams. The older one may finish its open fragment and wait for its
     // ACKs, but opens no new fragment.
-    stream.producer.store(conn_id, Ordering::SeqCst);
+    if let Err(e) = ctx.admit_put_media(&stream, conn_id) {
+        return error_response(&e, &rid);
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let drained = Arc::new(tokio::sync::Notify::new());

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod conn;
 mod control;
 mod creds;
 mod http_service;
@@ -98,6 +99,11 @@ pub enum TlsMode {
     SelfSigned,
 }
 
+/// Smallest accepted [`Limits::max_header_bytes`].
+pub const MIN_HEADER_BYTES: usize = 2048;
+/// Smallest accepted [`Limits::max_headers`].
+pub const MIN_HEADERS: usize = 16;
+
 /// Tunable limits and timings (the defaults follow the service).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -145,6 +151,25 @@ pub struct Limits {
     /// Most streams whose storage files the writer keeps open (least recently used ones are
     /// synced and closed beyond it).
     pub max_open_streams: usize,
+    /// Most concurrent client connections (plain or TLS). Beyond it a new connection gets a
+    /// `503 ServiceUnavailable` (plain HTTP) or is closed (TLS) at once, so a flood cannot
+    /// exhaust file descriptors.
+    pub max_connections: usize,
+    /// How long a connection may wait for the first byte of a request: right after it opens,
+    /// and between requests (keep-alive idle).
+    pub keep_alive_timeout: Duration,
+    /// How long a request head (request line and headers) may take from its first byte to its
+    /// last (slow-loris defence): the connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Largest request head in bytes (request line and headers); `431` and close above it.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; `431` and close above it.
+    pub max_headers: usize,
+    /// How long a TLS handshake may take before the connection is closed.
+    pub tls_handshake_timeout: Duration,
+    /// How long the whole body of a JSON API call (at most `MAX_REQUEST_BODY` bytes) may take
+    /// to arrive; `408 RequestTimeoutException` and close after it.
+    pub body_read_timeout: Duration,
 }
 
 impl Limits {
@@ -163,6 +188,36 @@ impl Limits {
                 self.max_fragment_duration_ms,
                 u32::MAX
             )));
+        }
+        if self.max_connections == 0 {
+            return Err(ServerError::Config(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ServerError::Config(format!(
+                "max_header_bytes {} is below the minimum of {MIN_HEADER_BYTES} bytes (a signed request head needs about 1 KiB)",
+                self.max_header_bytes
+            )));
+        }
+        if self.max_headers < MIN_HEADERS {
+            return Err(ServerError::Config(format!(
+                "max_headers {} is below the minimum of {MIN_HEADERS} (a signed request carries about 10)",
+                self.max_headers
+            )));
+        }
+        let timeouts = [
+            ("keep_alive_timeout", self.keep_alive_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("tls_handshake_timeout", self.tls_handshake_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+        ];
+        for (name, value) in timeouts {
+            if value.is_zero() {
+                return Err(ServerError::Config(format!(
+                    "{name} must be longer than zero"
+                )));
+            }
         }
         Ok(())
     }
@@ -191,6 +246,13 @@ impl Default for Limits {
             max_pending_fragments: 16,
             max_queued_acks: 64,
             max_open_streams: 256,
+            max_connections: 512,
+            keep_alive_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(20),
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            tls_handshake_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
