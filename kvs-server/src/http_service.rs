@@ -432,6 +432,12 @@ pub(crate) fn request_id() -> String {
 /// `RequestTimeoutException` after it, like the service's front door for a stalled upload).
 async fn read_json_body(ctx: &Ctx, body: Incoming) -> Result<Bytes, ApiError> {
     let limit = ctx.config.limits.body_read_timeout;
+    // A declared length beyond the limit is refused before anything is read.
+    if body.size_hint().lower() > MAX_REQUEST_BODY as u64 {
+        return Err(ApiError::invalid_argument(format!(
+            "The request body exceeds the limit of {MAX_REQUEST_BODY} bytes."
+        )));
+    }
     let collected = tokio::time::timeout(limit, Limited::new(body, MAX_REQUEST_BODY).collect());
     match collected.await {
         Ok(Ok(c)) => Ok(c.to_bytes()),
@@ -603,8 +609,11 @@ pub(crate) async fn serve(
                     Ok::<_, Infallible>(crate::conn::track(response, guard))
                 }
             });
-            let expired =
-                crate::conn::idle_expired(&watch, limits.keep_alive_timeout, limits.header_read_timeout);
+            let expired = crate::conn::idle_expired(
+                &watch,
+                limits.keep_alive_timeout,
+                limits.header_read_timeout,
+            );
             match tls {
                 Some(acceptor) => {
                     let handshake =

@@ -326,7 +326,10 @@ impl Ingest {
             }
             (Some(_), _) => {}
             // Everything before the first cluster is kept as the producer header.
-            (None, None) if held > MAX_HEADER_BYTES => {
+            (None, None)
+                if held > MAX_HEADER_BYTES
+                    || crate::mkv_guard::header_overflows(&self.buf, MAX_HEADER_BYTES) =>
+            {
                 return Err(Fail(ErrorId::INVALID_MKV_DATA));
             }
             // Between fragments only small elements (tags) are expected.

@@ -28,6 +28,7 @@ mod creds;
 mod http_service;
 mod ingest;
 mod media;
+mod mkv_guard;
 pub mod producer;
 pub mod state;
 pub mod store;

@@ -509,3 +509,133 @@ pub fn absolute(name: &str) -> PutMediaRequest {
 pub fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
     buf.put_slice(b);
 }
+
+/// What a raw exchange on a fresh connection produced.
+#[derive(Debug)]
+pub struct RawOutcome {
+    /// The status of the first response, when one arrived.
+    pub status: Option<u16>,
+    /// Everything read (lossy text).
+    pub text: String,
+    /// The server closed the connection (EOF or reset) before `deadline`.
+    pub closed: bool,
+}
+
+/// Sends `bytes` on a fresh connection, then reads until the server closes it or `deadline`
+/// passes. Write errors (the server closed early) are not failures.
+pub async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+    deadline: Duration,
+) -> RawOutcome {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.write_all(bytes).await;
+    read_outcome(&mut tcp, deadline).await
+}
+
+/// Reads from `tcp` until it closes or `deadline` passes.
+pub async fn read_outcome(tcp: &mut TcpStream, deadline: Duration) -> RawOutcome {
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(deadline, async {
+        let mut tmp = [0u8; 4096];
+        loop {
+            match tcp.read(&mut tmp).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|s| s.parse().ok());
+    RawOutcome {
+        status,
+        text,
+        closed,
+    }
+}
+
+/// A signed `POST path` with a raw JSON `body` (for bodies the typed requests cannot express).
+pub async fn signed_json(ep: &Endpoint, path: &str, body: &[u8]) -> http::Response<Bytes> {
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}{path}", ep.addr))
+        .header("host", ep.addr.to_string())
+        .header("content-type", "application/json")
+        .body(Bytes::copy_from_slice(body))
+        .unwrap();
+    sign_at(ep, &mut request, SystemTime::now());
+    send(ep, request).await
+}
+
+/// The AWS error name of a response (`x-amzn-ErrorType` before its `:`).
+pub fn error_type(response: &http::Response<Bytes>) -> String {
+    response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(':').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A well-behaved producer on a new stream `name` (retention 1 h): streams `fragments`
+/// fragments, waits for every PERSISTED, then reads the stream back with GetMedia EARLIEST and
+/// checks every frame byte for byte and every acknowledged fragment number.
+pub async fn good_producer_round_trip(ep: &Endpoint, name: &str, fragments: usize) {
+    use kvs_core::ack::AckEventType;
+    create_stream(ep, name, 1).await;
+    let mut producer = Producer::new(now_ms() - 60_000, false);
+    let mut pm = PutMedia::open(ep, &absolute(name)).await;
+    assert_eq!(pm.status, 200, "{}", pm.head);
+    assert!(pm.send(&producer.header()).await);
+    let mut persisted = Vec::new();
+    for _ in 0..fragments {
+        assert!(pm.send(&producer.fragment(5, 400)).await);
+        let acks = pm
+            .acks_until(|a| matches!(a.event_type, AckEventType::Persisted | AckEventType::Error))
+            .await;
+        let last = acks.last().expect("an ACK");
+        assert_eq!(last.event_type, AckEventType::Persisted, "{acks:?}");
+        persisted.push(last.fragment_number.clone().unwrap().as_str().to_owned());
+    }
+    pm.finish().await;
+    let mut ended = pm.ended.clone();
+    tokio::time::timeout(Duration::from_secs(20), ended.wait_for(|e| *e))
+        .await
+        .expect("PutMedia response ends after the body")
+        .unwrap();
+    let request = kvs_core::api::GetMediaRequest {
+        stream_name: Some(name.into()),
+        stream_arn: None,
+        start_selector: kvs_core::api::StartSelector::new(
+            kvs_core::api::StartSelectorType::Earliest,
+        ),
+    };
+    let response = call_raw(ep, &request).await;
+    assert_eq!(response.status(), 200);
+    let decoded = decode(response.body());
+    let numbers: Vec<String> = decoded
+        .fragments
+        .iter()
+        .map(|(s, _)| s.metadata.fragment_number.clone().unwrap())
+        .collect();
+    assert_eq!(
+        numbers, persisted,
+        "every acknowledged fragment is readable"
+    );
+    let frames: Vec<_> = decoded
+        .fragments
+        .iter()
+        .flat_map(|(_, f)| f.clone())
+        .collect();
+    assert_eq!(frames.len(), producer.sent_frames.len());
+    for (got, sent) in frames.iter().zip(&producer.sent_frames) {
+        assert_eq!(got.data, sent.data);
+        assert_eq!(got.timestamp_ns, sent.timestamp_ns);
+    }
+}
