@@ -19,6 +19,9 @@ pub struct Args {
     /// Region of the SigV4 scope and of ARNs.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Most concurrent client connections; beyond it new ones get 503 ServiceUnavailable.
+    #[arg(long, default_value_t = kvs_server::Limits::default().max_connections)]
+    max_connections: usize,
     /// Shared-credentials (INI) file whose key pairs are accepted (default: a development pair
     /// generated at first start and kept in the data directory).
     #[arg(long)]
@@ -32,8 +35,9 @@ pub struct Args {
     /// Serve HTTPS with a certificate generated at start (written under the data directory).
     #[arg(long)]
     tls_self_signed: bool,
-    /// Enforce the service's per-stream control-plane TPS quotas (ClientLimitExceededException
-    /// beyond 5 calls per second per stream and operation).
+    /// Enforce the service's per-stream quotas: 5 calls per second per stream and operation for
+    /// control-plane calls, GetMedia and PutMedia (ClientLimitExceededException beyond), and one
+    /// PutMedia connection per stream (ConnectionLimitExceededException for a second one).
     #[arg(long)]
     enforce_quotas: bool,
 }
@@ -48,6 +52,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     config.host = args.host.clone();
     config.port = args.port;
     config.region = args.region.clone();
+    config.limits.max_connections = args.max_connections;
     config.credentials_file = args.credentials.clone();
     config.enforce_quotas = args.enforce_quotas;
     config.tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {

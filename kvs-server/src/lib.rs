@@ -327,8 +327,10 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// The wall clock (default: [`SystemClock`]).
     pub clock: Arc<dyn Clock>,
-    /// Enforce the service's per-stream control-plane TPS quotas (5 calls per second per stream
-    /// and operation; ClientLimitExceededException beyond). Off by default.
+    /// Enforce the service's per-stream quotas: 5 calls per second per stream and operation for
+    /// the control plane, GetMedia and PutMedia (ClientLimitExceededException beyond), and one
+    /// PutMedia connection per stream (a second one gets ConnectionLimitExceededException while
+    /// the first lasts). Off by default: then the newest PutMedia connection wins.
     pub enforce_quotas: bool,
     /// Storage fault injection (tests); `None` by default.
     pub store_faults: Option<store::Faults>,

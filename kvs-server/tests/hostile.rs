@@ -842,3 +842,40 @@ async fn abuse_of_one_stream_does_not_disturb_a_good_producer_on_another() {
     good_producer_round_trip(&ep, "after", 3).await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_are_cut() {
+    let dir = temp_dir("tls-stall");
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = hostile_limits();
+    config.limits.max_connections = 2;
+    // Long enough that the two held handshakes below still hold their slots when probed.
+    config.limits.tls_handshake_timeout = Duration::from_millis(2500);
+    config.tls = kvs_server::TlsMode::SelfSigned;
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    // Nothing at all, and the first bytes of a ClientHello then silence.
+    let out = raw_exchange(addr, b"", Duration::from_secs(20)).await;
+    assert!(out.closed && out.text.is_empty(), "{out:?}");
+    let out = raw_exchange(
+        addr,
+        &[0x16, 0x03, 0x01, 0x02, 0x00],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(out.closed, "{out:?}");
+    // Over the cap, a TLS connection is closed at once (no plaintext answer).
+    let _a = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _b = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = raw_exchange(addr, b"", Duration::from_millis(500)).await;
+        if out.closed {
+            assert!(out.text.is_empty(), "{out:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never closed");
+    }
+    server.shutdown().await;
+}
