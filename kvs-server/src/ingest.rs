@@ -61,7 +61,7 @@ pub(crate) async fn put_media(
     let conn_id = ctx.conn_ids.fetch_add(1, Ordering::SeqCst);
     // The newest connection wins: a rotating producer opens its successor while the current
     // connection still streams. The older one may finish its open fragment and wait for its
-    // ACKs, but opens no new fragment.
+    // ACKs, but opens no new fragment. (Under --enforce-quotas a second connection is refused.)
     if let Err(e) = ctx.admit_put_media(&stream, conn_id) {
         return error_response(&e, &rid);
     }
