@@ -27,6 +27,7 @@ mod creds;
 mod http_service;
 mod ingest;
 mod media;
+pub mod policy;
 pub mod producer;
 pub mod state;
 pub mod store;
@@ -42,7 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use creds::{DevCredentials, load_credentials_file};
+pub use creds::{DevCredentials, LoadedCredentials, load_credentials_file};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
