@@ -95,7 +95,7 @@ pub(crate) struct Prepared {
     registry: Registry,
     pub(crate) dev_credentials: DevCredentials,
     keys: StaticCredentials,
-    access: crate::policy::AccessControl,
+    pub(crate) access: crate::policy::AccessControl,
     writer: Writer,
 }
 

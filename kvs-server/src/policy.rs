@@ -238,7 +238,14 @@ impl ResourcePattern {
             }
             (ResourcePattern::Arn(p), Resource::Stream(s)) => {
                 let mut digits = [0u8; 20];
-                glob(p.as_bytes(), &s.arn_pieces(&mut digits), false)
+                let pieces = s.arn_pieces(&mut digits);
+                // Copied into a stack buffer when it fits (every ARN of a valid stream name in a
+                // usual region does): byte access is then direct.
+                let mut buf = [0u8; 384];
+                match pieces.copy_into(&mut buf) {
+                    Some(arn) => glob(p.as_bytes(), &arn, false),
+                    None => glob(p.as_bytes(), &pieces, false),
+                }
             }
             (ResourcePattern::Arn(p), Resource::Unresolved(raw)) => {
                 glob(p.as_bytes(), &raw.as_bytes(), false)
@@ -634,6 +641,16 @@ impl AccessControl {
         self.keys.get(access_key_id)
     }
 
+    /// How many key pairs there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when there is no key pair.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// How many key pairs have a policy narrower than full access.
     pub fn restricted(&self) -> usize {
         self.keys
@@ -818,6 +835,19 @@ impl Text for &[u8] {
 /// Text made of pieces, matched without concatenating them.
 struct Pieces<'a, const N: usize>([&'a [u8]; N]);
 
+impl<const N: usize> Pieces<'_, N> {
+    /// The pieces back to back in `buf`, or `None` when they do not fit.
+    fn copy_into<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let mut at = 0usize;
+        for p in &self.0 {
+            let end = at.checked_add(p.len())?;
+            buf.get_mut(at..end)?.copy_from_slice(p);
+            at = end;
+        }
+        buf.get(..at)
+    }
+}
+
 impl<const N: usize> Text for Pieces<'_, N> {
     fn len(&self) -> usize {
         self.0.iter().map(|p| p.len()).sum()
@@ -932,6 +962,27 @@ mod tests {
         ] {
             assert!(!ResourcePattern::arn(p).unwrap().matches(&r), "{p}");
         }
+        // An ARN too long for the stack buffer is matched piece by piece, with the same result.
+        let long_region = "r".repeat(200);
+        let long_name = "n".repeat(256);
+        let long = Resource::Stream(StreamResource {
+            partition: "aws",
+            region: &long_region,
+            account: "000000000000",
+            name: &long_name,
+            creation_ms: Some(7),
+        });
+        assert!(long.to_string().len() > 384);
+        assert!(
+            ResourcePattern::arn("arn:aws:kinesisvideo:r*:*:stream/n*n/7")
+                .unwrap()
+                .matches(&long)
+        );
+        assert!(
+            !ResourcePattern::arn("arn:aws:kinesisvideo:r*:*:stream/n*x/7")
+                .unwrap()
+                .matches(&long)
+        );
         let missing = Resource::Stream(StreamResource {
             creation_ms: None,
             ..match r {

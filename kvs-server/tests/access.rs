@@ -112,6 +112,13 @@ impl Setup {
         let admin = Endpoint::of(&server);
         // The default profile is the one the server presents.
         assert_eq!(admin.access_key_id, ADMIN.0);
+        assert!(
+            server
+                .banner()
+                .contains("(6 key pairs, 4 restricted by policy)"),
+            "{}",
+            server.banner()
+        );
         Setup { server, dir, admin }
     }
 
@@ -446,7 +453,9 @@ async fn explicit_deny_wins_expired_keys_fail_admin_unaffected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_policy_lines_refuse_to_start() {
     let pair = "aws_access_key_id = AKIAKVSBAD0000000001\naws_secret_access_key = s\n";
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    // (credentials file, side files, expected part of the error)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             format!(
                 "[default]\n{pair}\n[ops]\n{pair}kvs_allow = kinesisvideo:GetMedia, kinesisvideo:PutMeda\n"
@@ -510,6 +519,22 @@ async fn bad_policy_lines_refuse_to_start() {
         assert!(e.contains("/credentials: "), "{e}");
         assert!(e.contains(want), "{e}\nwant: {want}");
     }
+    // The README's example file starts, and the banner counts its restricted keys.
+    let readme = include_str!("../../README.md");
+    let (_, rest) = readme
+        .split_once("## Access control")
+        .expect("README section");
+    let (_, rest) = rest.split_once("```ini\n").expect("example file");
+    let (example, _) = rest.split_once("```").unwrap();
+    let (server, _) = start_with_credentials(example, &[]).await.unwrap();
+    assert!(
+        server
+            .banner()
+            .contains("(3 key pairs, 2 restricted by policy)"),
+        "{}",
+        server.banner()
+    );
+    server.shutdown().await;
     // The same pair in two profiles without policies still starts (as before).
     let ok = format!("[default]\n{pair}\n[copy]\n{pair}region = us-east-1\n");
     let (server, _) = start_with_credentials(&ok, &[]).await.unwrap();
