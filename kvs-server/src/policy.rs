@@ -668,18 +668,30 @@ impl AccessControl {
         resource: &Resource<'_>,
         account: &str,
     ) -> Result<(), ApiError> {
+        self.check_shown(access_key_id, op, resource, resource, account)
+    }
+
+    /// [`check`](Self::check), with the denial message naming `shown` instead of `resource`.
+    pub fn check_shown(
+        &self,
+        access_key_id: &str,
+        op: Operation,
+        resource: &Resource<'_>,
+        shown: &Resource<'_>,
+        account: &str,
+    ) -> Result<(), ApiError> {
         let Some(p) = self.keys.get(access_key_id) else {
             return Err(denial(
                 op,
                 "unknown",
                 account,
-                resource,
+                shown,
                 Decision::ImplicitDeny,
             ));
         };
         match p.policy.evaluate(op, resource) {
             Decision::Allow => Ok(()),
-            d => Err(denial(op, &p.name, account, resource, d)),
+            d => Err(denial(op, &p.name, account, shown, d)),
         }
     }
 }
@@ -788,13 +800,26 @@ fn authorize_target(
             name: Some(name), ..
         } => {
             let creation_ms = ctx.registry.get(name).map(|s| lock(&s.meta).creation_ms);
-            check(&Resource::Stream(StreamResource {
+            let stream = StreamResource {
                 partition: "aws",
                 region,
                 account,
                 name,
                 creation_ms,
-            }))
+            };
+            // Matched on the real ARN, but a denial names the stream as the caller did (no
+            // creation time): a denied key learns nothing about whether the stream exists.
+            let shown = StreamResource {
+                creation_ms: None,
+                ..stream
+            };
+            ctx.access.check_shown(
+                access_key_id,
+                op,
+                &Resource::Stream(stream),
+                &Resource::Stream(shown),
+                account,
+            )
         }
         Target::Stream {
             name: None,
