@@ -23,7 +23,10 @@ pub struct Args {
     #[arg(long, default_value_t = kvs_server::Limits::default().max_connections)]
     max_connections: usize,
     /// Shared-credentials (INI) file whose key pairs are accepted (default: a development pair
-    /// generated at first start and kept in the data directory).
+    /// generated at first start and kept in the data directory). Per profile, `kvs_allow`
+    /// (actions, e.g. `kinesisvideo:GetMedia, kinesisvideo:Describe*`), `kvs_streams` (stream
+    /// globs, e.g. `cam-*`), `kvs_deny`, `kvs_expiration` (RFC 3339) and `kvs_policy_file` (IAM
+    /// policy JSON) restrict a key; see the README's "Access control".
     #[arg(long)]
     credentials: Option<PathBuf>,
     /// TLS certificate chain (PEM); needs --tls-key.

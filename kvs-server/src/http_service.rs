@@ -95,6 +95,7 @@ pub(crate) struct Prepared {
     registry: Registry,
     pub(crate) dev_credentials: DevCredentials,
     keys: StaticCredentials,
+    pub(crate) access: crate::policy::AccessControl,
     writer: Writer,
 }
 
@@ -104,6 +105,7 @@ impl Prepared {
             verifier: Verifier::new(config.region.clone()),
             registry: self.registry,
             keys: self.keys,
+            access: self.access,
             key_cache: Mutex::new(SigningKeyCache::new(64)),
             writer: self.writer,
             scheme,
@@ -120,6 +122,8 @@ pub(crate) struct Ctx {
     pub(crate) config: ServerConfig,
     pub(crate) registry: Registry,
     keys: StaticCredentials,
+    /// What each key pair may do.
+    pub(crate) access: crate::policy::AccessControl,
     key_cache: Mutex<SigningKeyCache>,
     verifier: Verifier,
     pub(crate) writer: Writer,
@@ -198,10 +202,11 @@ impl Ctx {
             .mode(0o700)
             .create(data_dir.join("streams"))
             .map_err(io_err(data_dir))?;
-        let (keys, dev_credentials) = match &config.credentials_file {
+        let loaded = match &config.credentials_file {
             Some(path) => crate::creds::load_credentials_file(path)?,
             None => crate::creds::dev_credentials(data_dir)?,
         };
+        let (keys, access, dev_credentials) = (loaded.keys, loaded.access, loaded.first);
         let registry = Registry::default();
         let meta_path = data_dir.join(META_FILE);
         let metas: Vec<StreamMeta> = if meta_path.exists() {
@@ -288,6 +293,7 @@ impl Ctx {
             registry,
             dev_credentials,
             keys,
+            access,
             writer,
         };
         write_meta(data_dir, &prepared.registry.snapshot()).map_err(io_err(data_dir))?;
@@ -305,12 +311,17 @@ impl Ctx {
             .map_err(|e| internal(format!("cannot persist stream metadata: {e}")))
     }
 
-    fn verify(&self, parts: &http::request::Parts, payload: Payload<'_>) -> Result<(), AuthError> {
+    /// Verifies SigV4; the access key id that signed.
+    fn verify(
+        &self,
+        parts: &http::request::Parts,
+        payload: Payload<'_>,
+    ) -> Result<String, AuthError> {
         let view = RequestView::from_http(&parts.method, &parts.uri, &parts.headers);
         let mut cache = lock(&self.key_cache);
         self.verifier
             .verify(&view, payload, &self.keys, &mut cache, SystemTime::now())
-            .map(|_| ())
+            .map(|v| v.access_key_id)
     }
 
     /// Takes a token from the call's bucket; ClientLimitExceeded when it is empty.
@@ -484,8 +495,12 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<B
     if parts.uri.path() == kvs_core::api::put_media::PUT_MEDIA_PATH
         && parts.method == http::Method::POST
     {
-        if let Err(e) = ctx.verify(&parts, Payload::Streaming) {
-            return auth_error_response(&e, &rid);
+        let key = match ctx.verify(&parts, Payload::Streaming) {
+            Ok(key) => key,
+            Err(e) => return auth_error_response(&e, &rid),
+        };
+        if let Err(e) = crate::policy::authorize_put_media(&ctx, &key, &parts.headers) {
+            return error_response(&e, &rid);
         }
         return crate::ingest::put_media(ctx, parts, body, rid).await;
     }
@@ -493,15 +508,19 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<B
         Ok(b) => b,
         Err(e) => return closing(error_response(&e, &rid)),
     };
-    if let Err(e) = ctx.verify(&parts, Payload::Bytes(&bytes)) {
-        return auth_error_response(&e, &rid);
-    }
+    let key = match ctx.verify(&parts, Payload::Bytes(&bytes)) {
+        Ok(key) => key,
+        Err(e) => return auth_error_response(&e, &rid),
+    };
     let base = ctx.base_url(&parts);
     let request = http::Request::from_parts(parts, bytes);
     let api = match ApiRequest::from_http(&request) {
         Ok(a) => a,
         Err(e) => return error_response(&e, &rid),
     };
+    if let Err(e) = crate::policy::authorize(&ctx, &key, &api) {
+        return error_response(&e, &rid);
+    }
     if let Err(e) = ctx.check_quota(&api) {
         return error_response(&e, &rid);
     }

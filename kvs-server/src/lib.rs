@@ -29,6 +29,7 @@ mod http_service;
 mod ingest;
 mod media;
 mod mkv_guard;
+pub mod policy;
 pub mod producer;
 pub mod state;
 pub mod store;
@@ -44,7 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use creds::{DevCredentials, load_credentials_file};
+pub use creds::{DevCredentials, LoadedCredentials, load_credentials_file};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -319,7 +320,9 @@ pub struct ServerConfig {
     /// Account id in ARNs.
     pub account_id: String,
     /// A shared-credentials (INI) file whose key pairs are accepted, instead of the generated
-    /// development pair.
+    /// development pair. Profiles may restrict their pair with `kvs_allow`, `kvs_streams`,
+    /// `kvs_deny`, `kvs_expiration` and `kvs_policy_file` (see [`load_credentials_file`] and
+    /// [`policy`]).
     pub credentials_file: Option<PathBuf>,
     /// TLS.
     pub tls: TlsMode,
@@ -392,6 +395,7 @@ pub struct Server {
     base_url: String,
     credentials: DevCredentials,
     ca_cert: Option<PathBuf>,
+    access_line: Option<String>,
     data_dir: PathBuf,
     region: String,
     shutdown: watch::Sender<bool>,
@@ -435,6 +439,14 @@ impl Server {
         };
         let base_url = format!("{scheme}://{host}:{}", addr.port());
         let credentials = prepared.dev_credentials.clone();
+        let access_line = config.credentials_file.as_ref().map(|f| {
+            format!(
+                "credentials: {} ({} key pairs, {} restricted by policy)\n",
+                f.display(),
+                prepared.access.len(),
+                prepared.access.restricted()
+            )
+        });
         let ca_cert = tls.as_ref().and_then(|t| t.1.clone());
         let ctx = Arc::new(prepared.into_ctx(config.clone(), scheme));
         let (shutdown, rx) = watch::channel(false);
@@ -444,6 +456,7 @@ impl Server {
             base_url,
             credentials,
             ca_cert,
+            access_line,
             data_dir: config.data_dir,
             region: config.region,
             shutdown,
@@ -508,6 +521,9 @@ impl Server {
         );
         if let Some(ca) = &self.ca_cert {
             text.push_str(&format!("self-signed certificate: {}\n", ca.display()));
+        }
+        if let Some(line) = &self.access_line {
+            text.push_str(line);
         }
         text.push_str(&self.export_line());
         text.push('\n');

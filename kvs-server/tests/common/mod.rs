@@ -48,6 +48,15 @@ impl Endpoint {
         }
     }
 
+    /// The same server with another key pair.
+    pub fn with_keys(&self, access_key_id: &str, secret: &str) -> Self {
+        Endpoint {
+            access_key_id: access_key_id.into(),
+            secret: secret.into(),
+            ..self.clone()
+        }
+    }
+
     pub fn uri(&self) -> http::Uri {
         format!("http://{}", self.addr).parse().unwrap()
     }
@@ -83,6 +92,49 @@ pub async fn start_in_with_clock(
     config.clock = clock;
     let server = kvs_server::Server::bind(config).await.unwrap();
     (server, dir)
+}
+
+/// Starts a server (fast limits) accepting the key pairs of the credentials file `ini`, written
+/// with the `(name, text)` side `files` (policy documents) into a fresh temp dir. The error is
+/// the server's start-up error.
+pub async fn start_with_credentials(
+    ini: &str,
+    files: &[(&str, &str)],
+) -> Result<(kvs_server::Server, PathBuf), kvs_server::ServerError> {
+    let dir = temp_dir("acl");
+    let path = dir.join("credentials");
+    std::fs::write(&path, ini).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = fast_limits();
+    config.credentials_file = Some(path);
+    let server = kvs_server::Server::bind(config).await?;
+    Ok((server, dir))
+}
+
+/// Streams `n` fragments into the existing stream `name` over one PutMedia connection and
+/// returns their PERSISTED fragment numbers.
+pub async fn put_fragments(ep: &Endpoint, name: &str, n: usize) -> Vec<String> {
+    let mut producer = Producer::new(now_ms() - 20_000, false);
+    let mut pm = PutMedia::open(ep, &absolute(name)).await;
+    assert_eq!(pm.status, 200, "{}", pm.head);
+    pm.send(&producer.header()).await;
+    let mut numbers = Vec::new();
+    for _ in 0..n {
+        let f = producer.fragment(6, 200);
+        pm.send(&f).await;
+        let acks = pm
+            .acks_until(|a| a.event_type == kvs_core::ack::AckEventType::Persisted)
+            .await;
+        let last = acks.last().expect("an ACK");
+        assert_eq!(last.event_type, kvs_core::ack::AckEventType::Persisted);
+        numbers.push(last.fragment_number.clone().unwrap().as_str().to_owned());
+    }
+    pm.finish().await;
+    numbers
 }
 
 /// Fast limits for tests.
