@@ -6,15 +6,21 @@
 //! `Frame.data` is a read-only `memoryview` of the chunk's memory at the frame's place, so
 //! `np.frombuffer(frame.data, np.uint8)` copies nothing. A frame whose block spans two chunks is
 //! joined once by the core reader and copied once more into its own `bytes` when `data` is read.
+//!
+//! Read-ahead: once an input holds more than one batch of events, the reader decodes the next
+//! batch on a helper thread (no GIL) while Python consumes the current one, so the decoding and
+//! the Python loop overlap. At most one batch (and one input chunk) is decoded ahead: memory
+//! stays bounded, and the frames come out in order, exactly as without read-ahead.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kvs_core::fragment::FragmentMetadata;
 use kvs_core::mkv::reader::{DecodeError, Event, FragmentSummary, MkvReader as CoreReader};
 use kvs_core::mkv::{TrackInfo, TrackType};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
@@ -236,7 +242,10 @@ impl Track {
 }
 
 /// One media frame. `data` is a zero-copy read-only `memoryview` of the input.
-#[pyclass(module = "kvs._kvs", frozen)]
+///
+/// A free list recycles the objects of frames that were dropped: iterating over a stream makes
+/// and drops one `Frame` per frame, and the free list spares the allocator each time.
+#[pyclass(module = "kvs._kvs", frozen, freelist = 64)]
 pub struct Frame {
     pub(crate) frame: kvs_core::mkv::Frame,
     /// The `bytes` chunk holding the payload, and the payload's offset in it.
@@ -545,6 +554,103 @@ enum Item {
     Error(DecodeError),
 }
 
+/// Most warnings kept per reader.
+const MAX_WARNINGS: usize = 1000;
+
+/// Decodes up to [`BATCH`] events of `reader` into `out`; returns how many events it polled.
+/// Frames get the chunk that holds their payload (for zero-copy `data`) and the tracks in force.
+fn decode_batch(
+    reader: &mut CoreReader,
+    chunks: &VecDeque<Arc<Chunk>>,
+    tracks: &mut Arc<[TrackInfo]>,
+    warnings: &mut Vec<String>,
+    out: &mut VecDeque<Item>,
+) -> usize {
+    let mut n = 0;
+    while n < BATCH {
+        let Some(event) = reader.poll_event() else {
+            break;
+        };
+        n += 1;
+        match event {
+            Ok(Event::Frame(frame)) => {
+                let p = frame.data.as_ptr() as usize;
+                let len = frame.data.len();
+                let owner = chunks
+                    .iter()
+                    .rev()
+                    .find(|c| p >= c.base && p + len <= c.base + c.len)
+                    .map(|c| (Arc::clone(c), p - c.base));
+                out.push_back(Item::Frame(Frame {
+                    frame,
+                    owner,
+                    tracks: Some(Arc::clone(tracks)),
+                }));
+            }
+            Ok(Event::FragmentEnd(s)) => out.push_back(Item::FragmentEnd(s)),
+            Ok(Event::Track(_)) => {
+                if reader.tracks() != &tracks[..] {
+                    *tracks = Arc::from(reader.tracks().to_vec());
+                }
+            }
+            Ok(Event::Warning(w)) => {
+                if warnings.len() < MAX_WARNINGS {
+                    warnings.push(w.to_string());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => out.push_back(Item::Error(e)),
+        }
+    }
+    n
+}
+
+/// One batch of decoding, sent to the read-ahead thread and back.
+struct Job {
+    reader: CoreReader,
+    chunks: VecDeque<Arc<Chunk>>,
+    tracks: Arc<[TrackInfo]>,
+    warnings: Vec<String>,
+    items: VecDeque<Item>,
+    events: usize,
+}
+
+/// The read-ahead thread of one reader: it decodes the batches it is sent and sends them back.
+/// It ends when the reader drops its end of the channels.
+struct ReadAhead {
+    jobs: mpsc::Sender<Job>,
+    /// In a mutex only because a pyclass must be `Sync`; one thread at a time uses it.
+    done: Mutex<mpsc::Receiver<Job>>,
+}
+
+impl ReadAhead {
+    fn spawn() -> Option<Self> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("kvs-mkv-read-ahead".into())
+            .spawn(move || {
+                while let Ok(mut job) = job_rx.recv() {
+                    job.events = decode_batch(
+                        &mut job.reader,
+                        &job.chunks,
+                        &mut job.tracks,
+                        &mut job.warnings,
+                        &mut job.items,
+                    );
+                    if done_tx.send(job).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(ReadAhead {
+            jobs,
+            done: Mutex::new(done),
+        })
+    }
+}
+
 /// Decodes MKV (a file, a producer stream or a GetMedia / GetMediaForFragmentList body) and
 /// iterates over its frames, or over its fragments with `fragments()`.
 #[pyclass(module = "kvs._kvs")]
@@ -563,6 +669,16 @@ pub struct MkvReader {
     errors: Vec<String>,
     warnings: Vec<String>,
     fragment_frames: Vec<Py<Frame>>,
+    /// Bytes pushed into the core reader so far.
+    fed: u64,
+    /// The core reader's offset after the last batch that came back.
+    decoded_offset: u64,
+    /// The read-ahead thread, started once an input proves longer than one batch.
+    ahead: Option<ReadAhead>,
+    /// The core reader is on the read-ahead thread (`reader` holds a placeholder).
+    in_flight: bool,
+    /// Whether read-ahead may be used (false after the thread could not be started).
+    ahead_allowed: bool,
 }
 
 impl MkvReader {
@@ -590,6 +706,11 @@ impl MkvReader {
             errors: Vec::new(),
             warnings: Vec::new(),
             fragment_frames: Vec::new(),
+            fed: 0,
+            decoded_offset: 0,
+            ahead: None,
+            in_flight: false,
+            ahead_allowed: true,
         };
         let Some(src) = source else {
             return Ok(me);
@@ -641,6 +762,7 @@ impl MkvReader {
                 let n = self.chunk_size.min(self.staged.len());
                 let piece = self.staged.split_to(n);
                 self.reader.push(piece).map_err(|e| decode_error(py, &e))?;
+                self.fed += n as u64;
                 return Ok(true);
             }
             let next = match &self.source {
@@ -680,57 +802,109 @@ impl MkvReader {
     }
 
     /// Decodes up to [`BATCH`] events with the GIL released; returns how many.
-    fn poll_batch(&mut self, py: Python<'_>) -> usize {
+    fn poll_batch(&mut self, py: Python<'_>) -> PyResult<usize> {
+        self.settle(py)?;
         let reader = &mut self.reader;
         let pending = &mut self.pending;
         let chunks = &self.chunks;
         let tracks = &mut self.tracks;
         let warnings = &mut self.warnings;
-        let n = py.detach(move || {
-            let mut n = 0;
-            while n < BATCH {
-                let Some(event) = reader.poll_event() else {
-                    break;
-                };
-                n += 1;
-                match event {
-                    Ok(Event::Frame(frame)) => {
-                        let p = frame.data.as_ptr() as usize;
-                        let len = frame.data.len();
-                        let owner = chunks
-                            .iter()
-                            .rev()
-                            .find(|c| p >= c.base && p + len <= c.base + c.len)
-                            .map(|c| (Arc::clone(c), p - c.base));
-                        pending.push_back(Item::Frame(Frame {
-                            frame,
-                            owner,
-                            tracks: Some(Arc::clone(tracks)),
-                        }));
-                    }
-                    Ok(Event::FragmentEnd(s)) => pending.push_back(Item::FragmentEnd(s)),
-                    Ok(Event::Track(_)) => {
-                        if reader.tracks() != &tracks[..] {
-                            *tracks = Arc::from(reader.tracks().to_vec());
-                        }
-                    }
-                    Ok(Event::Warning(w)) => {
-                        if warnings.len() < 1000 {
-                            warnings.push(w.to_string());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => pending.push_back(Item::Error(e)),
-                }
-            }
-            n
-        });
-        // Chunks wholly before the first unconsumed byte can hold no future frame.
+        let n = py.detach(move || decode_batch(reader, chunks, tracks, warnings, pending));
+        self.after_batch();
+        Ok(n)
+    }
+
+    /// Bookkeeping after a batch: the offset, and the chunks no future frame can lie in.
+    fn after_batch(&mut self) {
         let consumed = self.reader.offset();
+        self.decoded_offset = consumed;
         while self.chunks.len() > 1 && self.chunks.front().is_some_and(|c| c.end <= consumed) {
             self.chunks.pop_front();
         }
-        n
+    }
+
+    /// Sends the core reader to the read-ahead thread to decode the next batch, after making
+    /// sure it holds input (at most one chunk beyond what it has not decoded yet).
+    fn read_ahead(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.in_flight || !self.ahead_allowed {
+            return Ok(());
+        }
+        if !self.core_finished
+            && self.fed.saturating_sub(self.reader.offset()) < self.chunk_size as u64
+        {
+            self.pull(py)?;
+        }
+        if self.ahead.is_none() {
+            self.ahead = ReadAhead::spawn();
+        }
+        let Some(ahead) = &self.ahead else {
+            self.ahead_allowed = false;
+            return Ok(());
+        };
+        let job = Job {
+            reader: std::mem::take(&mut self.reader),
+            chunks: self.chunks.clone(),
+            tracks: Arc::clone(&self.tracks),
+            warnings: std::mem::take(&mut self.warnings),
+            items: VecDeque::new(),
+            events: 0,
+        };
+        match ahead.jobs.send(job) {
+            Ok(()) => self.in_flight = true,
+            Err(mpsc::SendError(job)) => {
+                // The thread is gone: carry on without it.
+                self.reader = job.reader;
+                self.warnings = job.warnings;
+                self.ahead = None;
+                self.ahead_allowed = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (GIL released) for the batch in flight, if any, and takes its items and the core
+    /// reader back; returns how many events it polled.
+    fn settle(&mut self, py: Python<'_>) -> PyResult<usize> {
+        if !self.in_flight {
+            return Ok(0);
+        }
+        self.in_flight = false;
+        let Some(ahead) = &self.ahead else {
+            return Ok(0);
+        };
+        let received = py.detach(|| {
+            ahead
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .recv()
+        });
+        match received {
+            Ok(job) => {
+                self.reader = job.reader;
+                self.tracks = job.tracks;
+                self.warnings = job.warnings;
+                let mut items = job.items;
+                if self.pending.is_empty() {
+                    self.pending = items;
+                } else {
+                    self.pending.append(&mut items);
+                }
+                self.after_batch();
+                Ok(job.events)
+            }
+            Err(_) => {
+                // The thread ended with the core reader: decoding returns errors as items and
+                // never panics on input, so this is a bug. Stop here rather than guess.
+                self.ahead = None;
+                self.ahead_allowed = false;
+                self.core_finished = true;
+                self.source = Source::Done;
+                Err(PyRuntimeError::new_err(
+                    "the MKV read-ahead thread stopped unexpectedly (a kvs bug): please report it",
+                ))
+            }
+        }
     }
 
     /// The next decoded item; `None` at the end of the input (or, when fed, of what was fed).
@@ -739,7 +913,17 @@ impl MkvReader {
             if let Some(item) = self.pending.pop_front() {
                 return Ok(Some(item));
             }
-            if self.poll_batch(py) > 0 {
+            let events = if self.in_flight {
+                self.settle(py)?
+            } else {
+                self.poll_batch(py)?
+            };
+            if events > 0 {
+                // A full batch: the input is long, so decode the next batch while Python
+                // consumes this one.
+                if events == BATCH || self.ahead.is_some() {
+                    self.read_ahead(py)?;
+                }
                 continue;
             }
             if self.core_finished {
@@ -819,10 +1003,11 @@ impl MkvReader {
             ));
         }
         let b = as_pybytes(data)?;
+        self.settle(py)?;
         if !self.staged.is_empty() {
             // Push the previous feed's remainder before staging the new chunk.
             while self.pull(py)? && !self.staged.is_empty() {
-                self.poll_batch(py);
+                self.poll_batch(py)?;
             }
         }
         self.stage(&b);
@@ -885,10 +1070,14 @@ impl MkvReader {
             .collect()
     }
 
-    /// Absolute offset of the first input byte not yet decoded.
+    /// Absolute offset of the first input byte not yet decoded (as of the last decoded batch).
     #[getter]
     fn offset(&self) -> u64 {
-        self.reader.offset()
+        if self.in_flight {
+            self.decoded_offset
+        } else {
+            self.reader.offset()
+        }
     }
 
     /// Decoding errors the reader recovered from (non-strict mode).
