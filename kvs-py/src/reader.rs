@@ -32,11 +32,17 @@ use crate::errors::decode_error;
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 /// Events decoded per release of the GIL.
 const BATCH: usize = 512;
+/// Events decoded per batch on the read-ahead thread: large enough that handing a batch over
+/// (two thread wake-ups) costs little per frame, small enough to bound what is decoded ahead.
+const AHEAD_BATCH: usize = 4096;
 
 /// A Python `bytes` object given to the reader, and where its memory lies.
-#[derive(Debug)]
+///
+/// Cloning shares the object (one atomic increment). Each batch of frames shares a clone of its
+/// own, so the decoding thread and the Python thread never update the same reference count.
+#[derive(Debug, Clone)]
 pub struct Chunk {
-    obj: Py<PyBytes>,
+    obj: Arc<Py<PyBytes>>,
     base: usize,
     len: usize,
     /// Absolute stream offset just past this chunk.
@@ -283,7 +289,7 @@ impl Frame {
         let mut frame = kvs_core::mkv::Frame::new(track, timestamp_ns, keyframe, payload);
         frame.duration_ns = duration_ns;
         let chunk = Chunk {
-            obj: obj.unbind(),
+            obj: Arc::new(obj.unbind()),
             base,
             len,
             end: len as u64,
@@ -557,17 +563,22 @@ enum Item {
 /// Most warnings kept per reader.
 const MAX_WARNINGS: usize = 1000;
 
-/// Decodes up to [`BATCH`] events of `reader` into `out`; returns how many events it polled.
+/// Decodes up to `max` events of `reader` into `out`; returns how many events it polled.
 /// Frames get the chunk that holds their payload (for zero-copy `data`) and the tracks in force.
 fn decode_batch(
+    max: usize,
     reader: &mut CoreReader,
     chunks: &VecDeque<Arc<Chunk>>,
     tracks: &mut Arc<[TrackInfo]>,
     warnings: &mut Vec<String>,
     out: &mut VecDeque<Item>,
 ) -> usize {
+    // Reference counts private to this batch (see `Chunk`): the frames of the previous batch,
+    // dropped by Python meanwhile, hold other ones.
+    let chunks: Vec<Arc<Chunk>> = chunks.iter().map(|c| Arc::new(Chunk::clone(c))).collect();
+    let mut batch_tracks: Arc<[TrackInfo]> = Arc::from(tracks.to_vec());
     let mut n = 0;
-    while n < BATCH {
+    while n < max {
         let Some(event) = reader.poll_event() else {
             break;
         };
@@ -584,13 +595,14 @@ fn decode_batch(
                 out.push_back(Item::Frame(Frame {
                     frame,
                     owner,
-                    tracks: Some(Arc::clone(tracks)),
+                    tracks: Some(Arc::clone(&batch_tracks)),
                 }));
             }
             Ok(Event::FragmentEnd(s)) => out.push_back(Item::FragmentEnd(s)),
             Ok(Event::Track(_)) => {
                 if reader.tracks() != &tracks[..] {
                     *tracks = Arc::from(reader.tracks().to_vec());
+                    batch_tracks = Arc::from(reader.tracks().to_vec());
                 }
             }
             Ok(Event::Warning(w)) => {
@@ -632,6 +644,7 @@ impl ReadAhead {
             .spawn(move || {
                 while let Ok(mut job) = job_rx.recv() {
                     job.events = decode_batch(
+                        AHEAD_BATCH,
                         &mut job.reader,
                         &job.chunks,
                         &mut job.tracks,
@@ -688,6 +701,7 @@ impl MkvReader {
         source: Option<&Bound<'_, PyAny>>,
         chunk_size: usize,
         strict: bool,
+        read_ahead: bool,
     ) -> PyResult<Self> {
         if chunk_size == 0 {
             return Err(PyValueError::new_err("chunk_size must be at least 1"));
@@ -710,7 +724,7 @@ impl MkvReader {
             decoded_offset: 0,
             ahead: None,
             in_flight: false,
-            ahead_allowed: true,
+            ahead_allowed: read_ahead,
         };
         let Some(src) = source else {
             return Ok(me);
@@ -747,7 +761,7 @@ impl MkvReader {
         let slice = obj.as_bytes();
         self.pushed += slice.len() as u64;
         self.chunks.push_back(Arc::new(Chunk {
-            obj: obj.clone().unbind(),
+            obj: Arc::new(obj.clone().unbind()),
             base: slice.as_ptr() as usize,
             len: slice.len(),
             end: self.pushed,
@@ -809,7 +823,7 @@ impl MkvReader {
         let chunks = &self.chunks;
         let tracks = &mut self.tracks;
         let warnings = &mut self.warnings;
-        let n = py.detach(move || decode_batch(reader, chunks, tracks, warnings, pending));
+        let n = py.detach(move || decode_batch(BATCH, reader, chunks, tracks, warnings, pending));
         self.after_batch();
         Ok(n)
     }
@@ -983,16 +997,18 @@ impl MkvReader {
 
 #[pymethods]
 impl MkvReader {
-    /// `MkvReader(source=None, *, chunk_size=1 MiB, strict=True)`; see `kvs.read_mkv`.
+    /// `MkvReader(source=None, *, chunk_size=1 MiB, strict=True, read_ahead=True)`; see
+    /// `kvs.read_mkv`.
     #[new]
-    #[pyo3(signature = (source = None, *, chunk_size = 1048576, strict = true))]
+    #[pyo3(signature = (source = None, *, chunk_size = 1048576, strict = true, read_ahead = true))]
     fn new(
         py: Python<'_>,
         source: Option<&Bound<'_, PyAny>>,
         chunk_size: usize,
         strict: bool,
+        read_ahead: bool,
     ) -> PyResult<Self> {
-        Self::create(py, source, chunk_size, strict)
+        Self::create(py, source, chunk_size, strict, read_ahead)
     }
 
     /// Gives the reader more input (only for a reader made without a source).

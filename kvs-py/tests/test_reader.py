@@ -139,6 +139,7 @@ def test_long_input_read_ahead(sample_bytes):
         (iter(pieces), 4096),
     ]:
         assert [frame_key(f) for f in kvs.read_mkv(source, chunk_size=chunk)] == expected
+    assert [frame_key(f) for f in kvs.read_mkv(body, read_ahead=False)] == expected
 
     reader = kvs.read_mkv(body, chunk_size=100_000)
     frames = list(reader)
