@@ -253,9 +253,13 @@ impl Track {
 /// and drops one `Frame` per frame, and the free list spares the allocator each time.
 #[pyclass(module = "kvs._kvs", frozen, freelist = 64)]
 pub struct Frame {
-    pub(crate) frame: kvs_core::mkv::Frame,
+    /// The core frame. When `owner` is set, its `data` may be empty (detached, see
+    /// [`Frame::detached`]): the payload is then `len` bytes of the owner's chunk.
+    frame: kvs_core::mkv::Frame,
     /// The `bytes` chunk holding the payload, and the payload's offset in it.
     owner: Option<(Arc<Chunk>, usize)>,
+    /// Payload size in bytes.
+    len: usize,
     tracks: Option<Arc<[TrackInfo]>>,
 }
 
@@ -263,10 +267,57 @@ impl Frame {
     /// Wraps a core frame (payload owned by Rust: `data` copies it once into a `bytes`).
     pub fn from_core(frame: kvs_core::mkv::Frame, tracks: Option<Arc<[TrackInfo]>>) -> Self {
         Frame {
+            len: frame.data.len(),
             frame,
             owner: None,
             tracks,
         }
+    }
+
+    /// A decoded frame whose payload lies in `owner`'s chunk at `offset`. The core frame's
+    /// `data` is dropped here, on the decoding thread: all frames of an input chunk share one
+    /// reference count, and the thread that drops frames (Python's) then never updates it while
+    /// the read-ahead thread makes new ones.
+    fn detached(
+        mut frame: kvs_core::mkv::Frame,
+        owner: (Arc<Chunk>, usize),
+        tracks: Arc<[TrackInfo]>,
+    ) -> Self {
+        let len = frame.data.len();
+        frame.data = Bytes::new();
+        Frame {
+            frame,
+            owner: Some(owner),
+            len,
+            tracks: Some(tracks),
+        }
+    }
+
+    /// The payload's bytes (no copy).
+    fn payload<'a>(&'a self, py: Python<'a>) -> &'a [u8] {
+        match &self.owner {
+            Some((chunk, off)) if self.frame.data.len() != self.len => chunk
+                .obj
+                .bind(py)
+                .as_bytes()
+                .get(*off..off.saturating_add(self.len))
+                .unwrap_or_default(),
+            _ => &self.frame.data,
+        }
+    }
+
+    /// The core frame with its payload (a zero-copy slice of the chunk when detached), for the
+    /// writer and the producer.
+    pub fn core_frame(&self, py: Python<'_>) -> kvs_core::mkv::Frame {
+        let mut frame = self.frame.clone();
+        if let Some((chunk, off)) = &self.owner
+            && frame.data.len() != self.len
+        {
+            let all = bytes_of(chunk.obj.bind(py));
+            let end = off.saturating_add(self.len).min(all.len());
+            frame.data = all.slice((*off).min(end)..end);
+        }
+        frame
     }
 }
 
@@ -297,6 +348,7 @@ impl Frame {
         Ok(Frame {
             frame,
             owner: Some((Arc::new(chunk), 0)),
+            len,
             tracks: None,
         })
     }
@@ -339,13 +391,13 @@ impl Frame {
     /// Payload size in bytes.
     #[getter]
     fn size(&self) -> usize {
-        self.frame.data.len()
+        self.len
     }
     /// The payload as a read-only `memoryview` (no copy when the frame lies inside one input
     /// chunk).
     #[getter]
     fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let len = self.frame.data.len();
+        let len = self.len;
         match &self.owner {
             Some((chunk, off)) => {
                 let view = PyMemoryView::from(chunk.obj.bind(py).as_any())?;
@@ -368,10 +420,10 @@ impl Frame {
             .map(|t| Track { info: t.clone() })
     }
     fn __len__(&self) -> usize {
-        self.frame.data.len()
+        self.len
     }
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.frame.data)
+        PyBytes::new(py, self.payload(py))
     }
     fn __repr__(&self) -> String {
         format!(
@@ -379,7 +431,7 @@ impl Frame {
             self.frame.track,
             self.frame.timestamp_ns,
             if self.frame.keyframe { "True" } else { "False" },
-            self.frame.data.len()
+            self.len
         )
     }
 }
@@ -592,10 +644,10 @@ fn decode_batch(
                     .rev()
                     .find(|c| p >= c.base && p + len <= c.base + c.len)
                     .map(|c| (Arc::clone(c), p - c.base));
-                out.push_back(Item::Frame(Frame {
-                    frame,
-                    owner,
-                    tracks: Some(Arc::clone(&batch_tracks)),
+                let tracks = Arc::clone(&batch_tracks);
+                out.push_back(Item::Frame(match owner {
+                    Some(owner) => Frame::detached(frame, owner, tracks),
+                    None => Frame::from_core(frame, Some(tracks)),
                 }));
             }
             Ok(Event::FragmentEnd(s)) => out.push_back(Item::FragmentEnd(s)),
