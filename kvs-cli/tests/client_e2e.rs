@@ -519,3 +519,121 @@ fn quick_start_flow_and_its_errors() {
     let output = frames_of(std::fs::read(&out).unwrap());
     assert_eq!(normalized(&input), normalized(&output));
 }
+
+/// The tracks a recording declares (first TrackEntry of each number).
+fn tracks_of(data: Vec<u8>) -> Vec<kvs_core::mkv::TrackInfo> {
+    let mut r = MkvReader::new();
+    r.push(Bytes::from(data)).unwrap();
+    r.finish();
+    let mut tracks: Vec<kvs_core::mkv::TrackInfo> = Vec::new();
+    while let Some(e) = r.poll_event() {
+        if let Ok(Event::Track(t)) = e
+            && !tracks.iter().any(|o| o.number == t.number)
+        {
+            tracks.push(*t);
+        }
+    }
+    tracks
+}
+
+/// A producer stopped by the service carries the typed cause in `ClientError::Producer`: the
+/// `ApiError` of a PutMedia the server refused (a missing stream), or the `ErrorId` of the ERROR
+/// ACK that made it drop a fragment (a declared track without frames: 4011), never only text.
+#[test]
+fn producer_errors_carry_the_service_cause() {
+    use kvs_core::ack::ErrorId;
+    use kvs_core::api::ApiErrorKind;
+    use kvs_core::client::{Client, ClientError, FinishReport};
+    use kvs_core::credentials::Credentials;
+
+    let dir = temp("producer-errors");
+    let server = serve(&dir.join("data"), 0, false);
+    let client = Client::builder()
+        .endpoint_url(var(&server, "AWS_ENDPOINT_URL"))
+        .region("us-east-1")
+        .credentials(Credentials::new(
+            var(&server, "AWS_ACCESS_KEY_ID"),
+            var(&server, "AWS_SECRET_ACCESS_KEY"),
+        ))
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let data = std::fs::read(sample_path()).unwrap();
+    let tracks = tracks_of(data.clone());
+    assert_eq!(tracks.len(), 2, "the sample has a video and an audio track");
+    // Video frames only, moved into the recent past.
+    let now_ns = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64)
+        * 1_000_000;
+    let frames = frames_of(data);
+    let first = frames.iter().map(|f| f.timestamp_ns).min().unwrap();
+    let video: Vec<Frame> = frames
+        .into_iter()
+        .filter(|f| f.track == tracks[0].number)
+        .map(|mut f| {
+            f.timestamp_ns += now_ns - 60_000_000_000 - first;
+            f
+        })
+        .collect();
+    let put = |stream: &'static str, tracks: Vec<kvs_core::mkv::TrackInfo>| {
+        rt.block_on(async {
+            let producer = client
+                .producer(stream, tracks)
+                .finish_timeout(Duration::from_secs(10))
+                .start()?;
+            for f in &video {
+                producer.put_frame(f.clone()).await?;
+            }
+            producer.finish().await
+        })
+    };
+    let outcome = |r: Result<FinishReport, ClientError>| r.expect_err("the producer must fail");
+
+    // No such stream: the server's 404, typed.
+    let missing = outcome(put("missing", tracks[..1].to_vec()));
+    match &missing {
+        ClientError::Producer {
+            api: Some(api),
+            ack: None,
+            ..
+        } => {
+            assert_eq!(api.kind, ApiErrorKind::ResourceNotFound, "{missing}");
+            assert_eq!(api.http_status, 404);
+        }
+        other => panic!("expected a producer error with the service's refusal, got {other:?}"),
+    }
+    assert!(missing.is_kind(&ApiErrorKind::ResourceNotFound));
+    assert_eq!(missing.ack_error_id(), None);
+
+    // Both tracks declared, only video sent: every fragment fails with ERROR ACK 4011.
+    rt.block_on(async {
+        client.create_stream("acks", 1).await.unwrap();
+        client
+            .wait_active("acks", Duration::from_secs(10))
+            .await
+            .unwrap();
+    });
+    let failed = outcome(put("acks", tracks.clone()));
+    match &failed {
+        ClientError::Producer {
+            api: None,
+            ack: Some(id),
+            message,
+        } => {
+            assert_eq!(*id, ErrorId::FRAMES_MISSING_FOR_TRACK);
+            assert!(message.contains("4011"), "{message}");
+        }
+        other => panic!("expected a producer error with the ERROR ACK's id, got {other:?}"),
+    }
+    assert_eq!(
+        failed.ack_error_id(),
+        Some(ErrorId::FRAMES_MISSING_FOR_TRACK)
+    );
+    assert!(failed.api_error().is_none() && !failed.is_retryable());
+}

@@ -779,7 +779,7 @@ impl _Producer {
     /// Queues a frame; waits (GIL released) while the buffer is full. Returns the frame's id.
     fn put_frame(&self, py: Python<'_>, frame: PyRef<'_, Frame>) -> PyResult<u64> {
         let p = self.get(py)?;
-        let f = frame.frame.clone();
+        let f = frame.core_frame(py);
         block_on(py, &self.runtime, p.put_frame(f)).map(|id| id.0)
     }
 

@@ -57,30 +57,52 @@ pub fn encode_error(py: Python<'_>, message: String) -> PyErr {
 /// Maps a client error onto the `kvs` exception classes: service errors become the
 /// `ServiceError` subclass named after the AWS exception (with `code`, `status` and
 /// `request_id`), transport failures `TransportError`, configuration and credential problems
-/// `ConfigError`, producer failures `ProducerError` (or the service error that stopped it),
-/// undecodable media `DecodeError`.
+/// `ConfigError`, undecodable media `DecodeError`. A producer stopped by the service raises the
+/// service error's class; a producer that dropped frames because of an ERROR ACK raises
+/// `AckError` (a `ServiceError` and a `ProducerError`, with `error_id` and `code` set to the
+/// ErrorId's number and name); other producer failures raise `ProducerError`.
 pub fn client_error(py: Python<'_>, err: &kvs_core::client::ClientError) -> PyErr {
     use kvs_core::client::ClientError;
     let message = err.to_string();
     match err {
-        ClientError::Api { error, .. } => service_error(
+        ClientError::Api { error, .. }
+        | ClientError::Producer {
+            api: Some(error), ..
+        } => service_error(
             py,
             error.kind.name(),
             message,
             Some(error.http_status),
             error.request_id.clone(),
         ),
+        ClientError::Producer { ack: Some(id), .. } => ack_error(py, *id, message),
+        ClientError::Producer { .. } => kvs_error(py, "ProducerError", message, &[]),
         ClientError::Transport { .. } => kvs_error(py, "TransportError", message, &[]),
         ClientError::Decode { .. } => kvs_error(py, "DecodeError", message, &[]),
-        ClientError::Producer(text) => match service_error_in(text) {
-            Some((name, status)) => service_error(py, name, message, status, None),
-            None => kvs_error(py, "ProducerError", message, &[]),
-        },
         ClientError::Credentials(_) | ClientError::Iot(_) | ClientError::Config(_) => {
             kvs_error(py, "ConfigError", message, &[])
         }
         _ => kvs_error(py, "KvsError", message, &[]),
     }
+}
+
+/// `kvs.AckError` for frames an ERROR ACK made the producer drop.
+pub fn ack_error(py: Python<'_>, id: kvs_core::ack::ErrorId, message: String) -> PyErr {
+    let attrs = [
+        (
+            "code",
+            id.name().into_pyobject(py).map(|v| v.into_any().unbind()),
+        ),
+        (
+            "error_id",
+            id.code().into_pyobject(py).map(|v| v.into_any().unbind()),
+        ),
+    ];
+    let attrs: Vec<(&str, Py<PyAny>)> = attrs
+        .into_iter()
+        .filter_map(|(k, v)| v.ok().map(|v| (k, v)))
+        .collect();
+    kvs_error(py, "AckError", message, &attrs)
 }
 
 /// A `ServiceError` subclass by AWS name (plain `ServiceError` for names `kvs` does not know).
@@ -115,33 +137,4 @@ pub fn service_error(
         .filter_map(|(k, v)| v.ok().map(|v| (k, v)))
         .collect();
     kvs_error(py, class, message, &attrs)
-}
-
-/// The service error a producer failure message carries, as the client words it:
-/// `"PutMedia failed: ResourceNotFoundException (HTTP 404): ..."` gives the name and status.
-pub fn service_error_in(text: &str) -> Option<(&str, Option<u16>)> {
-    let (_, rest) = text.split_once(" failed: ")?;
-    let (name, rest) = rest.split_once(" (HTTP ")?;
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let status = rest
-        .split_once(')')
-        .and_then(|(digits, _)| digits.parse().ok());
-    Some((name, status))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::service_error_in;
-
-    #[test]
-    fn producer_messages_name_their_service_error() {
-        assert_eq!(
-            service_error_in("PutMedia failed: ResourceNotFoundException (HTTP 404): gone; hint"),
-            Some(("ResourceNotFoundException", Some(404)))
-        );
-        assert_eq!(service_error_in("the producer is closed"), None);
-        assert_eq!(service_error_in("x failed: two words (HTTP 1)"), None);
-    }
 }

@@ -6,15 +6,21 @@
 //! `Frame.data` is a read-only `memoryview` of the chunk's memory at the frame's place, so
 //! `np.frombuffer(frame.data, np.uint8)` copies nothing. A frame whose block spans two chunks is
 //! joined once by the core reader and copied once more into its own `bytes` when `data` is read.
+//!
+//! Read-ahead: once an input holds more than one batch of events, the reader decodes the next
+//! batch on a helper thread (no GIL) while Python consumes the current one, so the decoding and
+//! the Python loop overlap. At most one batch (and one input chunk) is decoded ahead: memory
+//! stays bounded, and the frames come out in order, exactly as without read-ahead.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kvs_core::fragment::FragmentMetadata;
 use kvs_core::mkv::reader::{DecodeError, Event, FragmentSummary, MkvReader as CoreReader};
 use kvs_core::mkv::{TrackInfo, TrackType};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
@@ -26,11 +32,17 @@ use crate::errors::decode_error;
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 /// Events decoded per release of the GIL.
 const BATCH: usize = 512;
+/// Events decoded per batch on the read-ahead thread: large enough that handing a batch over
+/// (two thread wake-ups) costs little per frame, small enough to bound what is decoded ahead.
+const AHEAD_BATCH: usize = 4096;
 
 /// A Python `bytes` object given to the reader, and where its memory lies.
-#[derive(Debug)]
+///
+/// Cloning shares the object (one atomic increment). Each batch of frames shares a clone of its
+/// own, so the decoding thread and the Python thread never update the same reference count.
+#[derive(Debug, Clone)]
 pub struct Chunk {
-    obj: Py<PyBytes>,
+    obj: Arc<Py<PyBytes>>,
     base: usize,
     len: usize,
     /// Absolute stream offset just past this chunk.
@@ -236,11 +248,18 @@ impl Track {
 }
 
 /// One media frame. `data` is a zero-copy read-only `memoryview` of the input.
-#[pyclass(module = "kvs._kvs", frozen)]
+///
+/// A free list recycles the objects of frames that were dropped: iterating over a stream makes
+/// and drops one `Frame` per frame, and the free list spares the allocator each time.
+#[pyclass(module = "kvs._kvs", frozen, freelist = 64)]
 pub struct Frame {
-    pub(crate) frame: kvs_core::mkv::Frame,
+    /// The core frame. When `owner` is set, its `data` may be empty (detached, see
+    /// [`Frame::detached`]): the payload is then `len` bytes of the owner's chunk.
+    frame: kvs_core::mkv::Frame,
     /// The `bytes` chunk holding the payload, and the payload's offset in it.
     owner: Option<(Arc<Chunk>, usize)>,
+    /// Payload size in bytes.
+    len: usize,
     tracks: Option<Arc<[TrackInfo]>>,
 }
 
@@ -248,10 +267,57 @@ impl Frame {
     /// Wraps a core frame (payload owned by Rust: `data` copies it once into a `bytes`).
     pub fn from_core(frame: kvs_core::mkv::Frame, tracks: Option<Arc<[TrackInfo]>>) -> Self {
         Frame {
+            len: frame.data.len(),
             frame,
             owner: None,
             tracks,
         }
+    }
+
+    /// A decoded frame whose payload lies in `owner`'s chunk at `offset`. The core frame's
+    /// `data` is dropped here, on the decoding thread: all frames of an input chunk share one
+    /// reference count, and the thread that drops frames (Python's) then never updates it while
+    /// the read-ahead thread makes new ones.
+    fn detached(
+        mut frame: kvs_core::mkv::Frame,
+        owner: (Arc<Chunk>, usize),
+        tracks: Arc<[TrackInfo]>,
+    ) -> Self {
+        let len = frame.data.len();
+        frame.data = Bytes::new();
+        Frame {
+            frame,
+            owner: Some(owner),
+            len,
+            tracks: Some(tracks),
+        }
+    }
+
+    /// The payload's bytes (no copy).
+    fn payload<'a>(&'a self, py: Python<'a>) -> &'a [u8] {
+        match &self.owner {
+            Some((chunk, off)) if self.frame.data.len() != self.len => chunk
+                .obj
+                .bind(py)
+                .as_bytes()
+                .get(*off..off.saturating_add(self.len))
+                .unwrap_or_default(),
+            _ => &self.frame.data,
+        }
+    }
+
+    /// The core frame with its payload (a zero-copy slice of the chunk when detached), for the
+    /// writer and the producer.
+    pub fn core_frame(&self, py: Python<'_>) -> kvs_core::mkv::Frame {
+        let mut frame = self.frame.clone();
+        if let Some((chunk, off)) = &self.owner
+            && frame.data.len() != self.len
+        {
+            let all = bytes_of(chunk.obj.bind(py));
+            let end = off.saturating_add(self.len).min(all.len());
+            frame.data = all.slice((*off).min(end)..end);
+        }
+        frame
     }
 }
 
@@ -274,7 +340,7 @@ impl Frame {
         let mut frame = kvs_core::mkv::Frame::new(track, timestamp_ns, keyframe, payload);
         frame.duration_ns = duration_ns;
         let chunk = Chunk {
-            obj: obj.unbind(),
+            obj: Arc::new(obj.unbind()),
             base,
             len,
             end: len as u64,
@@ -282,6 +348,7 @@ impl Frame {
         Ok(Frame {
             frame,
             owner: Some((Arc::new(chunk), 0)),
+            len,
             tracks: None,
         })
     }
@@ -324,13 +391,13 @@ impl Frame {
     /// Payload size in bytes.
     #[getter]
     fn size(&self) -> usize {
-        self.frame.data.len()
+        self.len
     }
     /// The payload as a read-only `memoryview` (no copy when the frame lies inside one input
     /// chunk).
     #[getter]
     fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let len = self.frame.data.len();
+        let len = self.len;
         match &self.owner {
             Some((chunk, off)) => {
                 let view = PyMemoryView::from(chunk.obj.bind(py).as_any())?;
@@ -353,10 +420,10 @@ impl Frame {
             .map(|t| Track { info: t.clone() })
     }
     fn __len__(&self) -> usize {
-        self.frame.data.len()
+        self.len
     }
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.frame.data)
+        PyBytes::new(py, self.payload(py))
     }
     fn __repr__(&self) -> String {
         format!(
@@ -364,7 +431,7 @@ impl Frame {
             self.frame.track,
             self.frame.timestamp_ns,
             if self.frame.keyframe { "True" } else { "False" },
-            self.frame.data.len()
+            self.len
         )
     }
 }
@@ -545,6 +612,110 @@ enum Item {
     Error(DecodeError),
 }
 
+/// Most warnings kept per reader.
+const MAX_WARNINGS: usize = 1000;
+
+/// Decodes up to `max` events of `reader` into `out`; returns how many events it polled.
+/// Frames get the chunk that holds their payload (for zero-copy `data`) and the tracks in force.
+fn decode_batch(
+    max: usize,
+    reader: &mut CoreReader,
+    chunks: &VecDeque<Arc<Chunk>>,
+    tracks: &mut Arc<[TrackInfo]>,
+    warnings: &mut Vec<String>,
+    out: &mut VecDeque<Item>,
+) -> usize {
+    // Reference counts private to this batch (see `Chunk`): the frames of the previous batch,
+    // dropped by Python meanwhile, hold other ones.
+    let chunks: Vec<Arc<Chunk>> = chunks.iter().map(|c| Arc::new(Chunk::clone(c))).collect();
+    let mut batch_tracks: Arc<[TrackInfo]> = Arc::from(tracks.to_vec());
+    let mut n = 0;
+    while n < max {
+        let Some(event) = reader.poll_event() else {
+            break;
+        };
+        n += 1;
+        match event {
+            Ok(Event::Frame(frame)) => {
+                let p = frame.data.as_ptr() as usize;
+                let len = frame.data.len();
+                let owner = chunks
+                    .iter()
+                    .rev()
+                    .find(|c| p >= c.base && p + len <= c.base + c.len)
+                    .map(|c| (Arc::clone(c), p - c.base));
+                let tracks = Arc::clone(&batch_tracks);
+                out.push_back(Item::Frame(match owner {
+                    Some(owner) => Frame::detached(frame, owner, tracks),
+                    None => Frame::from_core(frame, Some(tracks)),
+                }));
+            }
+            Ok(Event::FragmentEnd(s)) => out.push_back(Item::FragmentEnd(s)),
+            Ok(Event::Track(_)) => {
+                if reader.tracks() != &tracks[..] {
+                    *tracks = Arc::from(reader.tracks().to_vec());
+                    batch_tracks = Arc::from(reader.tracks().to_vec());
+                }
+            }
+            Ok(Event::Warning(w)) => {
+                if warnings.len() < MAX_WARNINGS {
+                    warnings.push(w.to_string());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => out.push_back(Item::Error(e)),
+        }
+    }
+    n
+}
+
+/// One batch of decoding, sent to the read-ahead thread and back.
+struct Job {
+    reader: CoreReader,
+    chunks: VecDeque<Arc<Chunk>>,
+    tracks: Arc<[TrackInfo]>,
+    warnings: Vec<String>,
+    items: VecDeque<Item>,
+    events: usize,
+}
+
+/// The read-ahead thread of one reader: it decodes the batches it is sent and sends them back.
+/// It ends when the reader drops its end of the channels.
+struct ReadAhead {
+    jobs: mpsc::Sender<Job>,
+    /// In a mutex only because a pyclass must be `Sync`; one thread at a time uses it.
+    done: Mutex<mpsc::Receiver<Job>>,
+}
+
+impl ReadAhead {
+    fn spawn() -> Option<Self> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("kvs-mkv-read-ahead".into())
+            .spawn(move || {
+                while let Ok(mut job) = job_rx.recv() {
+                    job.events = decode_batch(
+                        AHEAD_BATCH,
+                        &mut job.reader,
+                        &job.chunks,
+                        &mut job.tracks,
+                        &mut job.warnings,
+                        &mut job.items,
+                    );
+                    if done_tx.send(job).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(ReadAhead {
+            jobs,
+            done: Mutex::new(done),
+        })
+    }
+}
+
 /// Decodes MKV (a file, a producer stream or a GetMedia / GetMediaForFragmentList body) and
 /// iterates over its frames, or over its fragments with `fragments()`.
 #[pyclass(module = "kvs._kvs")]
@@ -563,6 +734,16 @@ pub struct MkvReader {
     errors: Vec<String>,
     warnings: Vec<String>,
     fragment_frames: Vec<Py<Frame>>,
+    /// Bytes pushed into the core reader so far.
+    fed: u64,
+    /// The core reader's offset after the last batch that came back.
+    decoded_offset: u64,
+    /// The read-ahead thread, started once an input proves longer than one batch.
+    ahead: Option<ReadAhead>,
+    /// The core reader is on the read-ahead thread (`reader` holds a placeholder).
+    in_flight: bool,
+    /// Whether read-ahead may be used (false after the thread could not be started).
+    ahead_allowed: bool,
 }
 
 impl MkvReader {
@@ -572,6 +753,7 @@ impl MkvReader {
         source: Option<&Bound<'_, PyAny>>,
         chunk_size: usize,
         strict: bool,
+        read_ahead: bool,
     ) -> PyResult<Self> {
         if chunk_size == 0 {
             return Err(PyValueError::new_err("chunk_size must be at least 1"));
@@ -590,6 +772,11 @@ impl MkvReader {
             errors: Vec::new(),
             warnings: Vec::new(),
             fragment_frames: Vec::new(),
+            fed: 0,
+            decoded_offset: 0,
+            ahead: None,
+            in_flight: false,
+            ahead_allowed: read_ahead,
         };
         let Some(src) = source else {
             return Ok(me);
@@ -626,7 +813,7 @@ impl MkvReader {
         let slice = obj.as_bytes();
         self.pushed += slice.len() as u64;
         self.chunks.push_back(Arc::new(Chunk {
-            obj: obj.clone().unbind(),
+            obj: Arc::new(obj.clone().unbind()),
             base: slice.as_ptr() as usize,
             len: slice.len(),
             end: self.pushed,
@@ -641,6 +828,7 @@ impl MkvReader {
                 let n = self.chunk_size.min(self.staged.len());
                 let piece = self.staged.split_to(n);
                 self.reader.push(piece).map_err(|e| decode_error(py, &e))?;
+                self.fed += n as u64;
                 return Ok(true);
             }
             let next = match &self.source {
@@ -680,57 +868,109 @@ impl MkvReader {
     }
 
     /// Decodes up to [`BATCH`] events with the GIL released; returns how many.
-    fn poll_batch(&mut self, py: Python<'_>) -> usize {
+    fn poll_batch(&mut self, py: Python<'_>) -> PyResult<usize> {
+        self.settle(py)?;
         let reader = &mut self.reader;
         let pending = &mut self.pending;
         let chunks = &self.chunks;
         let tracks = &mut self.tracks;
         let warnings = &mut self.warnings;
-        let n = py.detach(move || {
-            let mut n = 0;
-            while n < BATCH {
-                let Some(event) = reader.poll_event() else {
-                    break;
-                };
-                n += 1;
-                match event {
-                    Ok(Event::Frame(frame)) => {
-                        let p = frame.data.as_ptr() as usize;
-                        let len = frame.data.len();
-                        let owner = chunks
-                            .iter()
-                            .rev()
-                            .find(|c| p >= c.base && p + len <= c.base + c.len)
-                            .map(|c| (Arc::clone(c), p - c.base));
-                        pending.push_back(Item::Frame(Frame {
-                            frame,
-                            owner,
-                            tracks: Some(Arc::clone(tracks)),
-                        }));
-                    }
-                    Ok(Event::FragmentEnd(s)) => pending.push_back(Item::FragmentEnd(s)),
-                    Ok(Event::Track(_)) => {
-                        if reader.tracks() != &tracks[..] {
-                            *tracks = Arc::from(reader.tracks().to_vec());
-                        }
-                    }
-                    Ok(Event::Warning(w)) => {
-                        if warnings.len() < 1000 {
-                            warnings.push(w.to_string());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => pending.push_back(Item::Error(e)),
-                }
-            }
-            n
-        });
-        // Chunks wholly before the first unconsumed byte can hold no future frame.
+        let n = py.detach(move || decode_batch(BATCH, reader, chunks, tracks, warnings, pending));
+        self.after_batch();
+        Ok(n)
+    }
+
+    /// Bookkeeping after a batch: the offset, and the chunks no future frame can lie in.
+    fn after_batch(&mut self) {
         let consumed = self.reader.offset();
+        self.decoded_offset = consumed;
         while self.chunks.len() > 1 && self.chunks.front().is_some_and(|c| c.end <= consumed) {
             self.chunks.pop_front();
         }
-        n
+    }
+
+    /// Sends the core reader to the read-ahead thread to decode the next batch, after making
+    /// sure it holds input (at most one chunk beyond what it has not decoded yet).
+    fn read_ahead(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.in_flight || !self.ahead_allowed {
+            return Ok(());
+        }
+        if !self.core_finished
+            && self.fed.saturating_sub(self.reader.offset()) < self.chunk_size as u64
+        {
+            self.pull(py)?;
+        }
+        if self.ahead.is_none() {
+            self.ahead = ReadAhead::spawn();
+        }
+        let Some(ahead) = &self.ahead else {
+            self.ahead_allowed = false;
+            return Ok(());
+        };
+        let job = Job {
+            reader: std::mem::take(&mut self.reader),
+            chunks: self.chunks.clone(),
+            tracks: Arc::clone(&self.tracks),
+            warnings: std::mem::take(&mut self.warnings),
+            items: VecDeque::new(),
+            events: 0,
+        };
+        match ahead.jobs.send(job) {
+            Ok(()) => self.in_flight = true,
+            Err(mpsc::SendError(job)) => {
+                // The thread is gone: carry on without it.
+                self.reader = job.reader;
+                self.warnings = job.warnings;
+                self.ahead = None;
+                self.ahead_allowed = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (GIL released) for the batch in flight, if any, and takes its items and the core
+    /// reader back; returns how many events it polled.
+    fn settle(&mut self, py: Python<'_>) -> PyResult<usize> {
+        if !self.in_flight {
+            return Ok(0);
+        }
+        self.in_flight = false;
+        let Some(ahead) = &self.ahead else {
+            return Ok(0);
+        };
+        let received = py.detach(|| {
+            ahead
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .recv()
+        });
+        match received {
+            Ok(job) => {
+                self.reader = job.reader;
+                self.tracks = job.tracks;
+                self.warnings = job.warnings;
+                let mut items = job.items;
+                if self.pending.is_empty() {
+                    self.pending = items;
+                } else {
+                    self.pending.append(&mut items);
+                }
+                self.after_batch();
+                Ok(job.events)
+            }
+            Err(_) => {
+                // The thread ended with the core reader: decoding returns errors as items and
+                // never panics on input, so this is a bug. Stop here rather than guess.
+                self.ahead = None;
+                self.ahead_allowed = false;
+                self.core_finished = true;
+                self.source = Source::Done;
+                Err(PyRuntimeError::new_err(
+                    "the MKV read-ahead thread stopped unexpectedly (a kvs bug): please report it",
+                ))
+            }
+        }
     }
 
     /// The next decoded item; `None` at the end of the input (or, when fed, of what was fed).
@@ -739,7 +979,17 @@ impl MkvReader {
             if let Some(item) = self.pending.pop_front() {
                 return Ok(Some(item));
             }
-            if self.poll_batch(py) > 0 {
+            let events = if self.in_flight {
+                self.settle(py)?
+            } else {
+                self.poll_batch(py)?
+            };
+            if events > 0 {
+                // A full batch: the input is long, so decode the next batch while Python
+                // consumes this one.
+                if events == BATCH || self.ahead.is_some() {
+                    self.read_ahead(py)?;
+                }
                 continue;
             }
             if self.core_finished {
@@ -799,16 +1049,18 @@ impl MkvReader {
 
 #[pymethods]
 impl MkvReader {
-    /// `MkvReader(source=None, *, chunk_size=1 MiB, strict=True)`; see `kvs.read_mkv`.
+    /// `MkvReader(source=None, *, chunk_size=1 MiB, strict=True, read_ahead=True)`; see
+    /// `kvs.read_mkv`.
     #[new]
-    #[pyo3(signature = (source = None, *, chunk_size = 1048576, strict = true))]
+    #[pyo3(signature = (source = None, *, chunk_size = 1048576, strict = true, read_ahead = true))]
     fn new(
         py: Python<'_>,
         source: Option<&Bound<'_, PyAny>>,
         chunk_size: usize,
         strict: bool,
+        read_ahead: bool,
     ) -> PyResult<Self> {
-        Self::create(py, source, chunk_size, strict)
+        Self::create(py, source, chunk_size, strict, read_ahead)
     }
 
     /// Gives the reader more input (only for a reader made without a source).
@@ -819,10 +1071,11 @@ impl MkvReader {
             ));
         }
         let b = as_pybytes(data)?;
+        self.settle(py)?;
         if !self.staged.is_empty() {
             // Push the previous feed's remainder before staging the new chunk.
             while self.pull(py)? && !self.staged.is_empty() {
-                self.poll_batch(py);
+                self.poll_batch(py)?;
             }
         }
         self.stage(&b);
@@ -885,10 +1138,14 @@ impl MkvReader {
             .collect()
     }
 
-    /// Absolute offset of the first input byte not yet decoded.
+    /// Absolute offset of the first input byte not yet decoded (as of the last decoded batch).
     #[getter]
     fn offset(&self) -> u64 {
-        self.reader.offset()
+        if self.in_flight {
+            self.decoded_offset
+        } else {
+            self.reader.offset()
+        }
     }
 
     /// Decoding errors the reader recovered from (non-strict mode).

@@ -117,7 +117,7 @@ impl MkvWriter {
         py: Python<'py>,
         frame: PyRef<'_, Frame>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let f = frame.frame.clone();
+        let f = frame.core_frame(py);
         self.encode(py, &f)
     }
 

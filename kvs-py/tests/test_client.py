@@ -91,9 +91,41 @@ def test_service_errors(client):
 
 
 def test_put_media_to_missing_stream(client, h264_clip):
-    # The producer stops on PutMedia's 404 and reports the service error's class.
-    with pytest.raises(kvs.ResourceNotFoundException):
+    # The producer stops on PutMedia's 404 and reports the service error's class, built from
+    # the typed error the Rust producer carries (not from its message).
+    with pytest.raises(kvs.ResourceNotFoundException) as e:
         client.put_media("missing", h264_clip, finish_timeout=5)
+    assert e.value.code == "ResourceNotFoundException" and e.value.status == 404
+    assert not isinstance(e.value, kvs.AckError)
+
+
+def test_producer_error_ack(client, h264_clip):
+    # A declared audio track without frames: the server fails the fragment with ERROR ACK 4011
+    # (FRAMES_MISSING_FOR_TRACK), the producer drops its frames and finish raises AckError.
+    client.create_stream("acks", 1)
+    reader = kvs.read_mkv(h264_clip)
+    frames = list(reader)
+    audio = kvs.Track("A_AAC", b"\x12\x10", number=2, sampling_frequency=48000.0, channels=2)
+    with pytest.raises(kvs.AckError) as e:
+        client.put_media("acks", frames, tracks=[*reader.tracks, audio], finish_timeout=5)
+    assert e.value.error_id == 4011 and e.value.code == "FRAMES_MISSING_FOR_TRACK"
+    assert isinstance(e.value, kvs.ProducerError) and isinstance(e.value, kvs.ServiceError)
+    assert e.value.status is None and "4011" in str(e.value)
+
+    # Producer timestamps a day ahead of the server's clock: ERROR ACK 4007.
+    ahead = time.time_ns() + 86_400 * 10**9
+    with pytest.raises(kvs.AckError) as e2:
+        with client.producer("acks", tracks=reader.tracks, finish_timeout=5) as p:
+            for f in frames:
+                p.put_frame(kvs.Frame(f.data, ahead + f.timestamp_ns, keyframe=f.keyframe))
+    assert e2.value.error_id == 4007 and e2.value.code == "INVALID_PRODUCER_TIMESTAMP"
+
+    # What the local encoder refuses (a timecode before its fragment's start) is no ERROR ACK.
+    with pytest.raises(kvs.ProducerError) as e3:
+        with client.producer("acks", tracks=reader.tracks, finish_timeout=5) as p:
+            p.put_frame(kvs.Frame(frames[0].data, 10**18 + 10**10, keyframe=True))
+            p.put_frame(kvs.Frame(frames[1].data, 10**18, keyframe=False))
+    assert not isinstance(e3.value, kvs.ServiceError)
 
 
 def test_wrong_credentials(server):

@@ -120,3 +120,50 @@ def test_bounded_chunks_from_file(tmp_path, sample_bytes):
 
     n = sum(1 for _ in kvs.read_mkv(Spy(sample_bytes), chunk_size=5000))
     assert n > 0 and set(sizes) == {5000} and len(sizes) > len(sample_bytes) // 5000
+
+
+def test_long_input_read_ahead(sample_bytes):
+    """An input of many batches is decoded one batch ahead on a helper thread: frames, their
+    zero-copy views, fragments, fed input and file input come out exactly as without it."""
+    one = kvs._kvs._to_getmedia(sample_bytes)
+    ref = [frame_key(f) for f in kvs.read_mkv(one)]
+    copies = 8
+    body = one * copies
+    assert len(ref) * copies > 4 * 512  # several decoding batches
+    expected = ref * copies
+    pieces = [body[i : i + 7777] for i in range(0, len(body), 7777)]
+    for source, chunk in [
+        (body, 1 << 20),
+        (body, 10_000),
+        (io.BytesIO(body), 65_536),
+        (iter(pieces), 4096),
+    ]:
+        assert [frame_key(f) for f in kvs.read_mkv(source, chunk_size=chunk)] == expected
+    assert [frame_key(f) for f in kvs.read_mkv(body, read_ahead=False)] == expected
+
+    reader = kvs.read_mkv(body, chunk_size=100_000)
+    frames = list(reader)
+    # Views of the caller's bytes, except a frame cut by a chunk boundary (joined once).
+    views = sum(f.data.obj is body for f in frames)
+    assert views >= len(frames) - (len(body) // 100_000 + 1)
+    assert reader.offset == len(body) and not reader.errors
+
+    frags = list(kvs.read_mkv(body).fragments())
+    assert [frame_key(f) for fr in frags for f in fr] == expected
+
+    fed = kvs.MkvReader()
+    got = []
+    for i in range(0, len(body), 50_000):
+        fed.feed(body[i : i + 50_000])
+        got.extend(frame_key(f) for f in fed)
+    fed.finish()
+    got.extend(frame_key(f) for f in fed)
+    assert got == expected
+
+    # A truncated long input still raises at its end, after every whole frame.
+    cut = kvs.read_mkv(body[:-100])
+    seen = 0
+    with pytest.raises(kvs.DecodeError, match="input ended"):
+        for _ in cut:
+            seen += 1
+    assert seen >= len(expected) - 40

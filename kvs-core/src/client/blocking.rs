@@ -114,7 +114,7 @@ impl Producer {
     fn get(&self) -> Result<&super::Producer, ClientError> {
         self.inner
             .as_ref()
-            .ok_or_else(|| ClientError::Producer("the producer is finished".into()))
+            .ok_or_else(|| ClientError::producer("the producer is finished"))
     }
 
     /// Queues a frame, blocking while the buffer is full.
@@ -133,7 +133,7 @@ impl Producer {
         let p = self
             .inner
             .take()
-            .ok_or_else(|| ClientError::Producer("the producer is finished".into()))?;
+            .ok_or_else(|| ClientError::producer("the producer is finished"))?;
         self.runtime.block_on(p.finish())
     }
 

@@ -1,5 +1,6 @@
 //! The client's error type: what went wrong and what to do about it.
 
+use crate::ack::ErrorId;
 use crate::api::{ApiError, ApiErrorKind};
 use crate::credentials::CredentialsError;
 
@@ -44,9 +45,21 @@ pub enum ClientError {
         /// Why.
         message: String,
     },
-    /// The producer failed or was closed.
-    #[error("producer: {0}")]
-    Producer(String),
+    /// The producer failed, refused something or was closed. `message` says what happened;
+    /// `api` and `ack` say why in typed form when the service was the cause (see
+    /// [`ClientError::api_error`] and [`ClientError::ack_error_id`]).
+    #[error("producer: {message}")]
+    Producer {
+        /// What happened and what to do about it.
+        message: String,
+        /// The service's refusal that stopped the producer: the data endpoint lookup or the
+        /// PutMedia request answered with this error (`ResourceNotFoundException` for a missing
+        /// stream, `NotAuthorizedException`...).
+        api: Option<ApiError>,
+        /// The `ErrorId` of the ERROR ACK that failed a fragment, when that is why frames were
+        /// dropped (the first such ACK).
+        ack: Option<ErrorId>,
+    },
     /// The media stream could not be decoded.
     #[error("{operation}: the media stream could not be decoded: {message}")]
     Decode {
@@ -58,10 +71,30 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The service error, when there is one.
+    /// A producer error with only a message (no service error behind it).
+    pub fn producer(message: impl Into<String>) -> Self {
+        ClientError::Producer {
+            message: message.into(),
+            api: None,
+            ack: None,
+        }
+    }
+
+    /// The service error, when there is one: the answer to a request, or the refusal that
+    /// stopped a producer.
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {
             ClientError::Api { error, .. } => Some(error),
+            ClientError::Producer { api, .. } => api.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The `ErrorId` of the ERROR ACK that made a producer drop frames, when that is what
+    /// happened.
+    pub fn ack_error_id(&self) -> Option<ErrorId> {
+        match self {
+            ClientError::Producer { ack, .. } => *ack,
             _ => None,
         }
     }

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::{Client, ClientError, StreamRef, StreamRefArg, is_retryable_api};
+use crate::ack::ErrorId;
 use crate::api::{ApiError, ApiErrorKind, ApiName, PutMediaRequest, Timestamp};
 use crate::mkv::writer::StreamConfig;
 use crate::mkv::{Frame, TrackInfo};
@@ -77,12 +78,11 @@ impl ProducerBuilder {
 
     /// Starts the driver on the current tokio runtime.
     pub fn start(self) -> Result<Producer, ClientError> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            ClientError::Producer("start the producer inside a tokio runtime".into())
-        })?;
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| ClientError::producer("start the producer inside a tokio runtime"))?;
         let start = Instant::now();
         let session = PutMediaSession::new(self.config.clone(), Millis(0))
-            .map_err(|e| ClientError::Producer(format!("bad stream configuration: {e}")))?;
+            .map_err(|e| ClientError::producer(format!("bad stream configuration: {e}")))?;
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let (conn_tx, conn_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -101,6 +101,7 @@ impl ProducerBuilder {
             frames_dropped: 0,
             fragments_acked: 0,
             fatal: fatal.clone(),
+            ack_error: None,
             closed: false,
         };
         let finish_ms = self.config.timeouts.finish_ms;
@@ -122,9 +123,34 @@ pub struct Producer {
     cmd: mpsc::Sender<Cmd>,
     metrics: watch::Receiver<SessionMetrics>,
     events: Option<mpsc::UnboundedReceiver<ProducerEvent>>,
-    fatal: Arc<Mutex<Option<String>>>,
+    fatal: Arc<Mutex<Option<Fatal>>>,
     task: Option<tokio::task::JoinHandle<()>>,
     finish_ms: u64,
+}
+
+/// Why the producer stopped for good: a connection failed in a way retrying cannot fix.
+#[derive(Debug, Clone)]
+struct Fatal {
+    message: String,
+    /// The service's refusal, when that is what it was.
+    api: Option<ApiError>,
+}
+
+impl Fatal {
+    fn from_error(error: &ClientError) -> Self {
+        Fatal {
+            message: error.to_string(),
+            api: error.api_error().cloned(),
+        }
+    }
+
+    fn to_error(&self) -> ClientError {
+        ClientError::Producer {
+            message: self.message.clone(),
+            api: self.api.clone(),
+            ack: None,
+        }
+    }
 }
 
 enum Cmd {
@@ -140,13 +166,11 @@ enum Cmd {
 
 impl Producer {
     fn closed_error(&self) -> ClientError {
-        let reason = self
-            .fatal
+        self.fatal
             .lock()
             .ok()
-            .and_then(|g| g.clone())
-            .unwrap_or_else(|| "the producer is closed".into());
-        ClientError::Producer(reason)
+            .and_then(|g| g.as_ref().map(Fatal::to_error))
+            .unwrap_or_else(|| ClientError::producer("the producer is closed"))
     }
 
     /// Queues a frame. Waits while the buffer is full (backpressure); fails when the encoder
@@ -187,7 +211,7 @@ impl Producer {
         let result = match tokio::time::timeout(wait, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(self.closed_error()),
-            Err(_) => Err(ClientError::Producer(format!(
+            Err(_) => Err(ClientError::producer(format!(
                 "finish did not complete within {} ms",
                 wait.as_millis()
             ))),
@@ -241,7 +265,9 @@ struct Driver {
     finish_replies: Vec<oneshot::Sender<Result<FinishReport, ClientError>>>,
     frames_dropped: u64,
     fragments_acked: u64,
-    fatal: Arc<Mutex<Option<String>>>,
+    fatal: Arc<Mutex<Option<Fatal>>>,
+    /// The first ERROR ACK that failed a fragment (its frames were dropped).
+    ack_error: Option<ErrorId>,
     closed: bool,
 }
 
@@ -289,7 +315,7 @@ impl Driver {
                     Some(Cmd::Frame(frame, reply)) => self.push(frame, reply),
                     Some(Cmd::Metadata(n, v, p, reply)) => {
                         let r = self.session.put_metadata(&n, &v, p)
-                            .map_err(|e| ClientError::Producer(format!("metadata {n:?}: {e}")));
+                            .map_err(|e| ClientError::producer(format!("metadata {n:?}: {e}")));
                         let _ = reply.send(r);
                     }
                     Some(Cmd::Finish(reply)) => {
@@ -310,7 +336,7 @@ impl Driver {
                         Some(ConnMsg::Fatal(id, error)) => {
                             self.conns.remove(&id);
                             if let Ok(mut g) = self.fatal.lock() {
-                                *g = Some(error.to_string());
+                                *g = Some(Fatal::from_error(&error));
                             }
                         }
                         None => {}
@@ -335,7 +361,7 @@ impl Driver {
             }
             Err(PushError::Full { .. }) => self.pending = Some((frame, reply)),
             Err(e) => {
-                let _ = reply.send(Err(ClientError::Producer(format!("frame refused: {e}"))));
+                let _ = reply.send(Err(ClientError::producer(format!("frame refused: {e}"))));
             }
         }
     }
@@ -390,8 +416,12 @@ impl Driver {
             } => self.fragments_acked += 1,
             Event::Dropped(report) => {
                 self.frames_dropped += report.frames;
-                if matches!(report.reason, DropReason::AwaitingKeyFrame) {
+                match report.reason {
+                    DropReason::Failed(id) | DropReason::AfterFailedFragment(id) => {
+                        self.ack_error.get_or_insert(id);
+                    }
                     // Frames before the first key frame: expected, still reported.
+                    _ => {}
                 }
             }
             Event::Closed => self.closed = true,
@@ -430,10 +460,24 @@ impl Driver {
         let report = self.report();
         for reply in self.finish_replies.drain(..) {
             let r = if report.frames_dropped > 0 {
-                Err(ClientError::Producer(format!(
-                    "{} frames were dropped ({} fragments acknowledged); see the Dropped events",
-                    report.frames_dropped, report.fragments_acked
-                )))
+                let cause = match self.ack_error {
+                    Some(id) => format!(
+                        ": the service failed a fragment with ERROR ACK {} ({}: {})",
+                        id.code(),
+                        id.name(),
+                        id.description()
+                    ),
+                    None => String::new(),
+                };
+                Err(ClientError::Producer {
+                    message: format!(
+                        "{} frames were dropped ({} fragments acknowledged){cause}; see the \
+                         Dropped events",
+                        report.frames_dropped, report.fragments_acked
+                    ),
+                    api: None,
+                    ack: self.ack_error,
+                })
             } else {
                 Ok(report.clone())
             };
@@ -442,17 +486,18 @@ impl Driver {
     }
 
     fn fail_all(&mut self) {
-        let reason = self
-            .fatal
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .unwrap_or_default();
+        let fatal = self.fatal.lock().ok().and_then(|g| g.clone());
+        let error = || {
+            fatal.as_ref().map_or_else(
+                || ClientError::producer("the producer failed"),
+                Fatal::to_error,
+            )
+        };
         if let Some((_, reply)) = self.pending.take() {
-            let _ = reply.send(Err(ClientError::Producer(reason.clone())));
+            let _ = reply.send(Err(error()));
         }
         for reply in self.finish_replies.drain(..) {
-            let _ = reply.send(Err(ClientError::Producer(reason.clone())));
+            let _ = reply.send(Err(error()));
         }
     }
 }

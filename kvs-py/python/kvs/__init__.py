@@ -79,7 +79,9 @@ __all__ = [
 ]
 
 
-def read_mkv(source: Source, *, chunk_size: int = 1 << 20, strict: bool = True) -> MkvReader:
+def read_mkv(
+    source: Source, *, chunk_size: int = 1 << 20, strict: bool = True, read_ahead: bool = True
+) -> MkvReader:
     """Opens MKV input for reading.
 
     ``source`` is ``bytes`` (read without a copy), any other bytes-like object (copied once), a
@@ -88,8 +90,12 @@ def read_mkv(source: Source, *, chunk_size: int = 1 << 20, strict: bool = True) 
     ``.fragments()`` for :class:`Fragment` objects. Memory stays bounded by the chunk and fragment
     sizes. With ``strict=False`` decoding errors are collected in ``.errors`` instead of raising
     :class:`DecodeError`.
+
+    An input longer than one batch of frames is decoded one batch ahead on a helper thread,
+    without the GIL, while Python consumes the current batch; ``read_ahead=False`` decodes
+    everything on the calling thread (with the GIL released) instead.
     """
-    return MkvReader(source, chunk_size=chunk_size, strict=strict)
+    return MkvReader(source, chunk_size=chunk_size, strict=strict, read_ahead=read_ahead)
 
 
 def write_mkv(

@@ -148,9 +148,10 @@ class Producer:
         return self._inner.running
 
     def finish(self) -> dict[str, int]:
-        """Ends the stream and waits for the last fragment's final ACK. Raises
-        :class:`ProducerError` (or the service error that stopped it) when frames were dropped
-        or the producer failed."""
+        """Ends the stream and waits for the last fragment's final ACK. Raises the service
+        error that stopped the producer (e.g. :class:`ResourceNotFoundException` for a missing
+        stream), :class:`AckError` (with ``error_id``) when an ERROR acknowledgement made it drop
+        a fragment, or :class:`ProducerError` when frames were dropped for another reason."""
         self.report = self._inner.finish()
         return self.report
 

@@ -35,7 +35,9 @@ class ConfigError(KvsError, ValueError):
 
 class ProducerError(KvsError):
     """The producer failed or was closed (frames dropped, finish timed out...). A producer
-    stopped by a service error raises that error's class instead."""
+    stopped by a service error raises that error's class instead (``ResourceNotFoundException``
+    for a missing stream...), and one that dropped frames because of an ERROR acknowledgement
+    raises :class:`AckError`, which is also a ``ProducerError``."""
 
 
 class ServiceError(KvsError):
@@ -59,8 +61,26 @@ class ServiceError(KvsError):
         self.request_id = request_id
 
 
-class AckError(ServiceError):
-    """PutMedia answered an ERROR acknowledgement (``code`` holds the ErrorId's name)."""
+class AckError(ServiceError, ProducerError):
+    """The service failed a fragment with an ERROR acknowledgement, so the producer dropped its
+    frames (raised by ``Producer.finish`` and ``Client.put_media``).
+
+    Attributes: ``error_id`` (the ErrorId number, e.g. 4011), ``code`` (its name as the official
+    producer spells it, e.g. ``"FRAMES_MISSING_FOR_TRACK"``); ``status`` and ``request_id`` are
+    ``None``. Also a :class:`ProducerError`, so ``except kvs.ProducerError`` catches it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        error_id: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status, request_id=request_id)
+        self.error_id = error_id
 
 
 def _service(name: str, doc: str) -> type[ServiceError]:
