@@ -94,19 +94,28 @@ pub fn fast_limits() -> kvs_server::Limits {
     }
 }
 
-/// The data directory of stream `name` (named from its metadata in `streams.json`).
+/// The data directory of stream `name` (the newest `<creation ms>-<hash of name>` directory).
 pub fn stream_dir(dir: &std::path::Path, name: &str) -> PathBuf {
-    let p = stream_dir_path(dir, name).expect("stream metadata");
+    let p = stream_dir_path(dir, name).expect("stream directory");
     assert!(p.is_dir(), "stream directory {}", p.display());
     p
 }
 
-/// Where stream `name`'s directory is (whether or not it exists yet), from `streams.json`.
+/// Where stream `name`'s directory is, if it has one: the stream catalog is sealed, so it is
+/// found by its name's hash (`<creation ms>-<sha256(name)[..16]>`, the newest creation wins).
 pub fn stream_dir_path(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
-    let text = std::fs::read(dir.join("data/streams.json")).ok()?;
-    let metas: Vec<kvs_server::state::StreamMeta> = serde_json::from_slice(&text).ok()?;
-    let meta = metas.into_iter().find(|m| m.name == name)?;
-    Some(dir.join("data/streams").join(meta.dir_name()))
+    let hash = kvs_core::sigv4::canonical::sha256_hex(name.as_bytes());
+    let suffix = format!("-{}", &hash[..16]);
+    std::fs::read_dir(dir.join("data/streams"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            let ms = n.strip_suffix(&suffix)?.parse::<u64>().ok()?;
+            Some((ms, e.path()))
+        })
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// Names of the segment files in a stream directory.
