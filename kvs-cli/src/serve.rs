@@ -36,6 +36,11 @@ pub struct Args {
     /// beyond 5 calls per second per stream and operation).
     #[arg(long)]
     enforce_quotas: bool,
+    /// Master key file of encryption at rest: one `<key-id> <64 hex digits>` per line (e.g.
+    /// `alias/aws/kinesisvideo ...`), owner-only. Created with a fresh default key when it does
+    /// not exist (default: master-keys in the data directory).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -50,6 +55,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     config.region = args.region.clone();
     config.credentials_file = args.credentials.clone();
     config.enforce_quotas = args.enforce_quotas;
+    config.master_key_file = args.master_key_file.clone();
     config.tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => kvs_server::TlsMode::Files {
             cert: cert.clone(),

@@ -438,14 +438,22 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
         FragmentIndex::new()
     };
     let after = index.last().map(|f| f.sequence);
-    for f in &on_disk {
-        if after.is_some_and(|a| f.record.seq <= a) {
-            continue;
-        }
-        let Some(entry) = f.index_entry() else {
-            continue;
-        };
-        if index.append(entry).is_ok() && !rec.rebuilt_from_segments {
+    let floor = index.last().map_or(0, |f| f.server_timestamp_ms);
+    let candidates: Vec<Fragment> = on_disk
+        .iter()
+        .filter(|f| after.is_none_or(|a| f.record.seq > a))
+        .filter_map(RecoveredFragment::index_entry)
+        .filter(|e| e.server_timestamp_ms >= floor)
+        .collect();
+    // Server timestamps never decrease along the sequence; a record whose timestamps are out of
+    // order (moved in from elsewhere) must not hide the ones after it: the longest run in order
+    // is kept.
+    let times: Vec<u64> = candidates.iter().map(|e| e.server_timestamp_ms).collect();
+    for i in longest_non_decreasing(&times) {
+        if let Some(entry) = candidates.get(i)
+            && index.append(*entry).is_ok()
+            && !rec.rebuilt_from_segments
+        {
             rec.appended_from_segments += 1;
         }
     }
@@ -473,6 +481,30 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     out.index_recovery = rec;
     out.index = index;
     Ok(out)
+}
+
+/// Indices of a longest non-decreasing subsequence of `v` (patience sorting, O(n log n)).
+fn longest_non_decreasing(v: &[u64]) -> Vec<usize> {
+    // tails[k]: index of the smallest last value of a run of length k + 1.
+    let mut tails: Vec<usize> = Vec::new();
+    let mut prev: Vec<Option<usize>> = vec![None; v.len()];
+    for (i, x) in v.iter().enumerate() {
+        let k = tails.partition_point(|&t| v.get(t).is_some_and(|y| y <= x));
+        prev[i] = k.checked_sub(1).and_then(|p| tails.get(p).copied());
+        if k == tails.len() {
+            tails.push(i);
+        } else if let Some(slot) = tails.get_mut(k) {
+            *slot = i;
+        }
+    }
+    let mut out = Vec::with_capacity(tails.len());
+    let mut cur = tails.last().copied();
+    while let Some(i) = cur {
+        out.push(i);
+        cur = prev.get(i).copied().flatten();
+    }
+    out.reverse();
+    out
 }
 
 /// Scans the segments of `dir` (the newest one always fully, with CRCs; the others fully only
@@ -1180,6 +1212,17 @@ mod tests {
             max_open_streams: 8,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn one_record_out_of_order_does_not_hide_the_rest() {
+        assert_eq!(
+            longest_non_decreasing(&[1, 9, 2, 3, 3, 4]),
+            vec![0, 2, 3, 4, 5]
+        );
+        assert_eq!(longest_non_decreasing(&[5, 1, 2]), vec![1, 2]);
+        assert!(longest_non_decreasing(&[]).is_empty());
+        assert_eq!(longest_non_decreasing(&[7, 7]), vec![0, 1]);
     }
 
     #[test]

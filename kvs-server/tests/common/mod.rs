@@ -77,12 +77,18 @@ pub async fn start_in_with_clock(
     limits: kvs_server::Limits,
     clock: std::sync::Arc<dyn kvs_server::Clock>,
 ) -> (kvs_server::Server, PathBuf) {
-    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
-    config.port = 0;
-    config.limits = limits;
+    let mut config = config_in(&dir, limits);
     config.clock = clock;
     let server = kvs_server::Server::bind(config).await.unwrap();
     (server, dir)
+}
+
+/// The configuration `start_in` uses: data in `dir/data`, a free port, `limits`.
+pub fn config_in(dir: &std::path::Path, limits: kvs_server::Limits) -> kvs_server::ServerConfig {
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = limits;
+    config
 }
 
 /// Fast limits for tests.
