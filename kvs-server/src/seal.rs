@@ -76,8 +76,42 @@ pub fn stats() -> SealStats {
     }
 }
 
-fn elapsed_ns(t: Instant) -> u64 {
-    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+static THREAD_CPU: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`stats`] count the calling thread's CPU time (from `/proc/thread-self/schedstat`, two
+/// reads per call) instead of wall time, which a loaded machine inflates with preemption. For
+/// measurements (`kvs-load`); off by default.
+pub fn set_thread_cpu_accounting(on: bool) {
+    THREAD_CPU.store(on, Ordering::Relaxed);
+}
+
+/// A point to measure from: wall clock, or the thread's CPU time when accounting is on.
+#[derive(Clone, Copy)]
+enum Mark {
+    Wall(Instant),
+    Cpu(u64),
+}
+
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn mark() -> Mark {
+    if THREAD_CPU.load(Ordering::Relaxed) {
+        Mark::Cpu(thread_cpu_ns())
+    } else {
+        Mark::Wall(Instant::now())
+    }
+}
+
+fn elapsed_ns(m: Mark) -> u64 {
+    match m {
+        Mark::Wall(t) => u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        Mark::Cpu(start) => thread_cpu_ns().saturating_sub(start),
+    }
 }
 
 /// Fills `buf` from the OS random source (secrets and nonces: no fallback).
@@ -110,7 +144,7 @@ impl SealKey {
 
     /// Seals `plaintext` with `aad`: `nonce || ciphertext || tag`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
-        let t = Instant::now();
+        let t = mark();
         let mut nonce = [0u8; NONCE_LEN];
         os_random(&mut nonce)?;
         let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
@@ -129,7 +163,7 @@ impl SealKey {
 
     /// Opens a sealed body in place and returns the plaintext (the buffer, shortened).
     pub fn open(&self, aad: &[u8], mut sealed: Vec<u8>) -> Result<Vec<u8>, SealError> {
-        let t = Instant::now();
+        let t = mark();
         if sealed.len() < OVERHEAD {
             return Err(SealError::Integrity);
         }
