@@ -43,6 +43,11 @@ pub struct Args {
     /// PutMedia connection per stream (ConnectionLimitExceededException for a second one).
     #[arg(long)]
     enforce_quotas: bool,
+    /// Master key file of encryption at rest: one `<key-id> <64 hex digits>` per line (e.g.
+    /// `alias/aws/kinesisvideo ...`), owner-only. Created with a fresh default key when it does
+    /// not exist (default: master-keys in the data directory).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -58,6 +63,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     config.limits.max_connections = args.max_connections;
     config.credentials_file = args.credentials.clone();
     config.enforce_quotas = args.enforce_quotas;
+    config.master_key_file = args.master_key_file.clone();
     config.tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
         (Some(cert), Some(key), _) => kvs_server::TlsMode::Files {
             cert: cert.clone(),

@@ -97,6 +97,7 @@ pub(crate) struct Prepared {
     keys: StaticCredentials,
     pub(crate) access: crate::policy::AccessControl,
     writer: Writer,
+    vault: Arc<crate::keys::Vault>,
 }
 
 impl Prepared {
@@ -108,6 +109,7 @@ impl Prepared {
             access: self.access,
             key_cache: Mutex::new(SigningKeyCache::new(64)),
             writer: self.writer,
+            vault: self.vault,
             scheme,
             meta_lock: tokio::sync::Mutex::new(()),
             conn_ids: AtomicU64::new(1),
@@ -127,6 +129,8 @@ pub(crate) struct Ctx {
     key_cache: Mutex<SigningKeyCache>,
     verifier: Verifier,
     pub(crate) writer: Writer,
+    /// Master keys of encryption at rest.
+    pub(crate) vault: Arc<crate::keys::Vault>,
     pub(crate) scheme: &'static str,
     meta_lock: tokio::sync::Mutex<()>,
     pub(crate) conn_ids: AtomicU64,
@@ -184,8 +188,6 @@ fn quota_key(api: &ApiRequest) -> Option<QuotaKey> {
     Some((op, stream))
 }
 
-const META_FILE: &str = "streams.json";
-
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ServerError + '_ {
     move |source| ServerError::DataDir {
         path: path.to_owned(),
@@ -197,6 +199,11 @@ impl Ctx {
     /// Prepares the data directory: credentials, stream metadata, recovery of every stream.
     pub(crate) fn prepare(data_dir: &Path, config: &ServerConfig) -> Result<Prepared, ServerError> {
         use std::os::unix::fs::DirBuilderExt;
+        crate::keys::check_format(data_dir)?;
+        let vault = Arc::new(crate::keys::Vault::open(
+            data_dir,
+            config.master_key_file.as_deref(),
+        )?);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -208,15 +215,12 @@ impl Ctx {
         };
         let (keys, access, dev_credentials) = (loaded.keys, loaded.access, loaded.first);
         let registry = Registry::default();
-        let meta_path = data_dir.join(META_FILE);
-        let metas: Vec<StreamMeta> = if meta_path.exists() {
-            let text = std::fs::read(&meta_path).map_err(io_err(&meta_path))?;
-            serde_json::from_slice(&text).map_err(|e| ServerError::DataDir {
-                path: meta_path.clone(),
+        let metas: Vec<StreamMeta> = match vault.read_catalog(data_dir)? {
+            Some(text) => serde_json::from_slice(&text).map_err(|e| ServerError::DataDir {
+                path: data_dir.join(crate::keys::CATALOG_FILE),
                 source: std::io::Error::other(e.to_string()),
-            })?
-        } else {
-            Vec::new()
+            })?,
+            None => Vec::new(),
         };
         let mut keep_dirs = Vec::new();
         for mut meta in metas {
@@ -224,16 +228,7 @@ impl Ctx {
                 continue;
             }
             meta.status = kvs_core::api::StreamStatus::Active;
-            // The legacy directory name holds the stream name: only a valid one (`[a-zA-Z0-9_.-]`,
-            // so no `/` or NUL; the creation-time prefix keeps it from being `.` or `..`) may
-            // reach a path, whatever a hand-edited streams.json says.
-            let legacy = kvs_core::api::names::is_valid_stream_name(&meta.name)
-                .then(|| data_dir.join("streams").join(meta.legacy_dir_name()));
             let stream = Stream::new(meta, data_dir);
-            if let Some(legacy) = legacy.filter(|l| !stream.dir.exists() && l.is_dir()) {
-                std::fs::rename(&legacy, &stream.dir).map_err(io_err(&legacy))?;
-                store::sync_dir(&data_dir.join("streams")).map_err(io_err(data_dir))?;
-            }
             if stream.dir.exists() {
                 let hours = u64::try_from(stream.retention_hours()).unwrap_or(0);
                 let cutoff = if hours > 0 {
@@ -244,13 +239,19 @@ impl Ctx {
                 } else {
                     0
                 };
+                let key = crate::keys::load_stream_key(&vault, &stream)?;
                 let rec = store::recover(&stream.dir, cutoff).map_err(io_err(&stream.dir))?;
                 let mut data = lock(&stream.data);
-                for (id, bytes) in rec.headers {
-                    if let Ok(h) = ProducerHeader::parse(bytes) {
+                for (id, sealed) in rec.headers {
+                    data.next_header_id = data.next_header_id.max(id + 1);
+                    // A header that does not open stays missing: its fragments fail when read.
+                    let Some(bytes) = key.as_ref().and_then(|k| k.open_header(id, sealed).ok())
+                    else {
+                        continue;
+                    };
+                    if let Ok(h) = ProducerHeader::parse(bytes.into()) {
                         data.headers.insert(id, Arc::new(h));
                         data.durable_headers.insert(id);
-                        data.next_header_id = data.next_header_id.max(id + 1);
                     }
                 }
                 let last = rec.index.last().map(|f| f.sequence).max(rec.last_seq);
@@ -295,8 +296,10 @@ impl Ctx {
             keys,
             access,
             writer,
+            vault,
         };
-        write_meta(data_dir, &prepared.registry.snapshot()).map_err(io_err(data_dir))?;
+        write_meta(data_dir, &prepared.vault, &prepared.registry.snapshot())
+            .map_err(io_err(data_dir))?;
         Ok(prepared)
     }
 
@@ -305,7 +308,8 @@ impl Ctx {
         let _guard = self.meta_lock.lock().await;
         let snapshot = self.registry.snapshot();
         let dir = self.config.data_dir.clone();
-        tokio::task::spawn_blocking(move || write_meta(&dir, &snapshot))
+        let vault = self.vault.clone();
+        tokio::task::spawn_blocking(move || write_meta(&dir, &vault, &snapshot))
             .await
             .map_err(|e| internal(e.to_string()))?
             .map_err(|e| internal(format!("cannot persist stream metadata: {e}")))
@@ -406,16 +410,10 @@ impl Ctx {
     }
 }
 
-fn write_meta(dir: &Path, metas: &[StreamMeta]) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = dir.join(META_FILE);
-    let tmp = dir.join(format!("{META_FILE}.tmp"));
-    let text = serde_json::to_vec_pretty(metas).map_err(std::io::Error::other)?;
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&text)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    store::sync_dir(dir)
+/// Persists the stream metadata sealed (the catalog; see [`crate::keys`]).
+fn write_meta(dir: &Path, vault: &crate::keys::Vault, metas: &[StreamMeta]) -> std::io::Result<()> {
+    let text = serde_json::to_vec(metas).map_err(std::io::Error::other)?;
+    vault.write_catalog(dir, &text)
 }
 
 /// `InternalFailure` with a message.

@@ -58,6 +58,14 @@ pub(crate) async fn put_media(
     if stream.status() == StreamStatus::Creating {
         return error_response(&ApiError::stream_not_found(), &rid);
     }
+    // The data key sealing what this connection stores: created at the stream's first PutMedia.
+    // Without one (an unknown KmsKeyId) fragments still stream at retention 0, and fail with
+    // ERROR 4506 (KMS key not found) when they would be stored.
+    let key = match stream.data_key(&ctx.vault).await {
+        Ok(k) => Ok(k),
+        Err(crate::keys::KeyError::UnknownKey { .. }) => Err(ErrorId::KMS_KEY_NOT_FOUND),
+        Err(_) => Err(ErrorId::FRAGMENT_ARCHIVAL_ERROR),
+    };
     let conn_id = ctx.conn_ids.fetch_add(1, Ordering::SeqCst);
     // The newest connection wins: a rotating producer opens its successor while the current
     // connection still streams. The older one may finish its open fragment and wait for its
@@ -69,6 +77,7 @@ pub(crate) async fn put_media(
     let queued = Arc::new(AtomicUsize::new(0));
     let drained = Arc::new(tokio::sync::Notify::new());
     let mut ingest = Ingest::new(ctx, stream, &req, conn_id, tx);
+    ingest.key = key;
     ingest.queued_acks = queued.clone();
     ingest.acks_drained = drained.clone();
     tokio::spawn(ingest.run(body));
@@ -136,6 +145,8 @@ struct Ingest {
     queued_acks: Arc<AtomicUsize>,
     /// Signalled when the response body takes an ACK line.
     acks_drained: Arc<tokio::sync::Notify>,
+    /// The stream's data key, or the ERROR ACK of fragments that would be stored without one.
+    key: Result<Arc<crate::seal::DataKey>, ErrorId>,
 }
 
 impl Ingest {
@@ -172,6 +183,7 @@ impl Ingest {
             superseded: false,
             queued_acks: Arc::new(AtomicUsize::new(0)),
             acks_drained: Arc::new(tokio::sync::Notify::new()),
+            key: Err(ErrorId::KMS_KEY_NOT_FOUND),
         }
     }
 
@@ -625,9 +637,38 @@ impl Ingest {
             self.open = Some(o);
             return Err(Fail(E::FRAGMENT_DURATION_REACHED));
         };
-        self.send(AckEvent::received(o.timecode, o.number.clone()));
         let header_id = self.header_id.unwrap_or(0);
         let retention = self.stream.retention_hours();
+        // Stored fragments are sealed (only disk is encrypted; the cache below stays clear).
+        let sealed = if retention > 0 {
+            let key = match &self.key {
+                Ok(k) => k.clone(),
+                Err(id) => {
+                    let id = *id;
+                    self.open = Some(o);
+                    return Err(Fail(id));
+                }
+            };
+            let record = FragmentRecord {
+                seq: o.seq,
+                server_ms: o.server_ms,
+                producer_ms: o.producer_ms,
+                duration_ms,
+                header_id,
+                timecode: o.timecode,
+                random: o.random,
+            };
+            match key.seal_fragment(&record.meta(), &data) {
+                Ok(b) => Some((key, record, Bytes::from(b))),
+                Err(_) => {
+                    self.open = Some(o);
+                    return Err(Fail(E::ACK_INTERNAL_ERROR));
+                }
+            }
+        } else {
+            None
+        };
+        self.send(AckEvent::received(o.timecode, o.number.clone()));
         let entry = Fragment {
             sequence: o.seq,
             server_timestamp_ms: o.server_ms,
@@ -650,14 +691,27 @@ impl Ingest {
         let dir = self.stream.dir.clone();
         if let Some(h) = header_to_persist {
             let mut bytes = BytesMut::new();
-            if h.write_document_start(&mut bytes).is_ok() {
+            let sealed_header = match &sealed {
+                Some((key, _, _)) if h.write_document_start(&mut bytes).is_ok() => {
+                    key.seal_header(header_id, &bytes).ok()
+                }
+                _ => None,
+            };
+            if sealed_header.is_none() {
+                // Not submitted: the next fragment that needs it tries again; this one is
+                // never acknowledged.
+                lock(&self.stream.data).submitted_headers.remove(&header_id);
+                self.open = Some(o);
+                return Err(Fail(E::ACK_INTERNAL_ERROR));
+            }
+            if let Some(bytes) = sealed_header {
                 // Stored as EBML header + Segment + header elements: ProducerHeader::parse reads
                 // it back. Written before any fragment job that needs it.
                 let stream = self.stream.clone();
                 self.ctx.writer.append_header(
                     dir.clone(),
                     header_id,
-                    bytes.freeze(),
+                    Bytes::from(bytes),
                     Box::new(move |result| {
                         let mut d = lock(&stream.data);
                         if result.is_ok() {
@@ -669,22 +723,12 @@ impl Ingest {
                 );
             }
         }
-        let job: Option<Box<dyn FnOnce() + Send>> = if retention > 0 {
-            let record = FragmentRecord {
-                seq: o.seq,
-                server_ms: o.server_ms,
-                producer_ms: o.producer_ms,
-                duration_ms,
-                header_id,
-                timecode: o.timecode,
-                random: o.random,
-            };
+        let job: Option<Box<dyn FnOnce() + Send>> = if let Some((_, record, body)) = sealed {
             let stream = self.stream.clone();
             let ptx = self.persist_tx.clone();
             let cache_limit = self.limits().cache_bytes;
             let writer = self.ctx.writer.clone();
             let (timecode, number, seq) = (o.timecode, o.number.clone(), o.seq);
-            let data = data.clone();
             let done: crate::store::Done = Box::new(move |result| {
                 let mut d = lock(&stream.data);
                 let pending = d
@@ -721,7 +765,7 @@ impl Ingest {
                 });
             });
             Some(Box::new(move || {
-                writer.append_fragment(dir, record, entry, data, done);
+                writer.append_fragment(dir, record, entry, body, done);
             }))
         } else {
             None

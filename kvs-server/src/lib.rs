@@ -27,10 +27,12 @@ mod control;
 mod creds;
 mod http_service;
 mod ingest;
+pub mod keys;
 mod media;
 mod mkv_guard;
 pub mod policy;
 pub mod producer;
+pub mod seal;
 pub mod state;
 pub mod store;
 mod tls;
@@ -81,6 +83,23 @@ pub enum ServerError {
     /// A configured limit is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The master key file is unusable, or does not open the data directory (encryption at
+    /// rest).
+    #[error("master key file {path}: {message}")]
+    Keys {
+        /// The key file (or the data file that did not open).
+        path: PathBuf,
+        /// What was wrong and what to do.
+        message: String,
+    },
+    /// The data directory holds another storage format.
+    #[error("data directory {path}: {message}")]
+    DataFormat {
+        /// The data directory.
+        path: PathBuf,
+        /// What was found and what to do.
+        message: String,
+    },
 }
 
 /// How the server does TLS.
@@ -337,6 +356,9 @@ pub struct ServerConfig {
     pub enforce_quotas: bool,
     /// Storage fault injection (tests); `None` by default.
     pub store_faults: Option<store::Faults>,
+    /// The master key file of encryption at rest (see [`keys`]); `None`: `master-keys` in the
+    /// data directory. Created with a fresh default key when it does not exist.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -354,6 +376,7 @@ impl ServerConfig {
             clock: Arc::new(SystemClock),
             enforce_quotas: false,
             store_faults: None,
+            master_key_file: None,
         }
     }
 }

@@ -46,27 +46,80 @@ fn next_entry(
     Some((f, h))
 }
 
-/// A fragment's bytes: from the cache, else from its segment file.
-async fn fragment_bytes(stream: &Stream, f: &IndexFragment) -> Option<Bytes> {
-    let loc = {
+/// Why a fragment's bytes cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFail {
+    /// Not in memory and not on disk (trimmed meanwhile, or unreadable file).
+    NotFound,
+    /// The stream's KmsKeyId names no key of the master key file.
+    KmsKeyNotFound,
+    /// The stored record does not open (altered, moved or sealed under another key) or does not
+    /// match the index: never served.
+    Integrity,
+}
+
+impl ReadFail {
+    /// The error tag (AWS_KINESISVIDEO_ERROR_CODE, _ERROR_ID) a media stream ends with.
+    fn tag(self, not_found: (&'static str, u64)) -> (&'static str, u64) {
+        match self {
+            ReadFail::NotFound => not_found,
+            ReadFail::KmsKeyNotFound => ("KMS_KEY_NOT_FOUND", 4506),
+            ReadFail::Integrity => ("INTERNAL_ERROR", 5000),
+        }
+    }
+}
+
+/// A fragment's bytes: from the cache (clear, in memory), else its sealed record from its
+/// segment file, checked against the index entry and opened with the stream's data key.
+async fn fragment_bytes(
+    stream: &Stream,
+    vault: &crate::keys::Vault,
+    f: &IndexFragment,
+) -> Result<Bytes, ReadFail> {
+    let (loc, header_id) = {
         let d = lock(&stream.data);
         if let Some(c) = d.cached(f.sequence) {
-            return Some(c);
+            return Ok(c);
         }
         if f.location == NOT_ON_DISK {
-            return None;
+            return Err(ReadFail::NotFound);
         }
-        store::Location {
-            segment: d.segment_of(f.sequence)?,
+        let loc = store::Location {
+            segment: d.segment_of(f.sequence).ok_or(ReadFail::NotFound)?,
             offset: f.location,
             len: u64::from(f.size_bytes),
-        }
+        };
+        (loc, d.header_of(f.sequence))
+    };
+    let Some(key) = stream.key.get().cloned() else {
+        let kms = lock(&stream.meta).kms_key_id.clone();
+        return Err(if vault.master(&kms).is_err() {
+            ReadFail::KmsKeyNotFound
+        } else {
+            ReadFail::Integrity
+        });
     };
     let dir = stream.dir.clone();
-    tokio::task::spawn_blocking(move || store::read_fragment(&dir, loc))
-        .await
-        .ok()?
-        .ok()
+    let f = *f;
+    tokio::task::spawn_blocking(move || {
+        let stored = store::read_fragment(&dir, loc).map_err(|_| ReadFail::NotFound)?;
+        // The clear metadata must be this fragment's (a record moved from another position
+        // opens under its own metadata, which then differs from the index).
+        let meta = store::FragmentRecord::parse_meta(&stored.meta).ok_or(ReadFail::Integrity)?;
+        let matches = meta.seq == f.sequence
+            && meta.server_ms == f.server_timestamp_ms
+            && meta.producer_ms == f.producer_timestamp_ms
+            && meta.random == f.random
+            && Some(meta.header_id) == header_id;
+        if !matches {
+            return Err(ReadFail::Integrity);
+        }
+        key.open_fragment(&stored.meta, stored.sealed)
+            .map(Bytes::from)
+            .map_err(|_| ReadFail::Integrity)
+    })
+    .await
+    .map_err(|_| ReadFail::Integrity)?
 }
 
 async fn send_chunks(tx: &mpsc::Sender<Bytes>, chunks: VecDeque<Bytes>) -> bool {
@@ -181,6 +234,7 @@ pub(crate) fn get_media(
     let (tx, body_rx) = mpsc::channel(8);
     let idle_end = ctx.config.limits.get_media_idle_end;
     let clock = ctx.config.clock.clone();
+    let vault = ctx.vault.clone();
     tokio::spawn(async move {
         let _slot = slot;
         let stream = _slot.stream().clone();
@@ -194,11 +248,18 @@ pub(crate) fn get_media(
                 Some((e, header)) => {
                     cursor = e.sequence + 1;
                     let number = e.number();
-                    let (Some(header), Some(data)) = (header, fragment_bytes(&stream, &e).await)
-                    else {
-                        send_error_doc(&tx, None, "INTERNAL_ERROR", 5000, Some(number.as_str()))
-                            .await;
-                        break;
+                    // A header that did not open (or is gone) fails like a record that does not.
+                    let read = match header {
+                        Some(h) => fragment_bytes(&stream, &vault, &e).await.map(|d| (h, d)),
+                        None => Err(ReadFail::Integrity),
+                    };
+                    let (header, data) = match read {
+                        Ok(v) => v,
+                        Err(fail) => {
+                            let (code, id) = fail.tag(("INTERNAL_ERROR", 5000));
+                            send_error_doc(&tx, None, code, id, Some(number.as_str())).await;
+                            break;
+                        }
                     };
                     let trailer = Trailer {
                         millis_behind_now: ctx_now(&clock).saturating_sub(e.server_timestamp_ms),
@@ -249,6 +310,7 @@ pub(crate) fn get_media_for_fragment_list(
         ctx.config.limits.max_fragment_list_connections,
     )?;
     let (tx, body_rx) = mpsc::channel(8);
+    let vault = ctx.vault.clone();
     tokio::spawn(async move {
         let _slot = slot;
         let stream = _slot.stream().clone();
@@ -259,23 +321,21 @@ pub(crate) fn get_media_for_fragment_list(
                 Some((e, d.header_for(e.sequence)))
             });
             let ok = match found {
-                Some((e, Some(header))) => match fragment_bytes(&stream, &e).await {
-                    Some(data) => match document_chunks(&header, &e, &data, None) {
+                Some((e, Some(header))) => match fragment_bytes(&stream, &vault, &e).await {
+                    Ok(data) => match document_chunks(&header, &e, &data, None) {
                         Some(chunks) => send_chunks(&tx, chunks).await,
                         None => false,
                     },
-                    None => {
-                        send_error_doc(
-                            &tx,
-                            Some(&header),
-                            "FRAGMENT_NOT_FOUND",
-                            3000,
-                            Some(&number),
-                        )
-                        .await
+                    Err(fail) => {
+                        let (code, id) = fail.tag(("FRAGMENT_NOT_FOUND", 3000));
+                        send_error_doc(&tx, Some(&header), code, id, Some(&number)).await
                     }
                 },
-                _ => send_error_doc(&tx, None, "FRAGMENT_NOT_FOUND", 3000, Some(&number)).await,
+                Some((_, None)) => {
+                    let (code, id) = ReadFail::Integrity.tag(("FRAGMENT_NOT_FOUND", 3000));
+                    send_error_doc(&tx, None, code, id, Some(&number)).await
+                }
+                None => send_error_doc(&tx, None, "FRAGMENT_NOT_FOUND", 3000, Some(&number)).await,
             };
             if !ok {
                 break;

@@ -1,5 +1,6 @@
-//! In-memory stream registry: metadata (persisted as `streams.json`), the fragment index, the
-//! producer headers, live-tail notification and connection counts.
+//! In-memory stream registry: metadata (persisted sealed in the catalog, see [`crate::keys`]),
+//! the fragment index, the producer headers, the stream's data key, live-tail notification and
+//! connection counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,9 @@ use kvs_core::index::{Fragment, FragmentIndex};
 use kvs_core::mkv::getmedia::ProducerHeader;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+
+use crate::keys::{KeyError, Vault};
+use crate::seal::{DataKey, stream_identity};
 
 /// The KMS key DescribeStream reports when none was given.
 pub fn default_kms_key(region: &str, account: &str) -> String {
@@ -84,11 +88,6 @@ impl StreamMeta {
             self.creation_ms,
             hash.get(..16).unwrap_or_default()
         )
-    }
-
-    /// The directory name earlier versions used (`{creation_ms}-{name}`), migrated at start.
-    pub fn legacy_dir_name(&self) -> String {
-        format!("{}-{}", self.creation_ms, self.name)
     }
 }
 
@@ -339,6 +338,9 @@ pub struct Stream {
     pub consumers: AtomicUsize,
     /// Active GetMediaForFragmentList connections.
     pub list_consumers: AtomicUsize,
+    /// The data key sealing the stream's records on disk: loaded at start, or created at the
+    /// first PutMedia (never while its KmsKeyId names an unknown key).
+    pub key: tokio::sync::OnceCell<Arc<DataKey>>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked holder leaves consistent data here).
@@ -358,7 +360,32 @@ impl Stream {
             producer: AtomicU64::new(0),
             consumers: AtomicUsize::new(0),
             list_consumers: AtomicUsize::new(0),
+            key: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// What binds the stream's sealed records to it (creation time and name).
+    pub fn identity(&self) -> Vec<u8> {
+        let m = lock(&self.meta);
+        stream_identity(m.creation_ms, &m.name)
+    }
+
+    /// The stream's data key, created (and durably stored, wrapped under the master key its
+    /// KmsKeyId selects) when it has none yet. Concurrent callers get the same key.
+    pub async fn data_key(&self, vault: &Arc<Vault>) -> Result<Arc<DataKey>, KeyError> {
+        self.key
+            .get_or_try_init(|| async {
+                let kms = lock(&self.meta).kms_key_id.clone();
+                // Fails fast, without touching the disk, for an unknown key.
+                vault.master(&kms)?;
+                let (vault, dir, identity) = (vault.clone(), self.dir.clone(), self.identity());
+                tokio::task::spawn_blocking(move || vault.create_data_key(&dir, identity, &kms))
+                    .await
+                    .map_err(|e| KeyError::Io(std::io::Error::other(e.to_string())))?
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
     }
 
     /// Current status.

@@ -5,15 +5,24 @@
 //! is durable. The index log is synced lazily (on segment rotation and close): recovery re-adds
 //! fragments whose index records were lost from the segments.
 //!
-//! An index record's `location` is the offset of the fragment bytes inside its segment file; the
-//! segment is the one whose id (the sequence of its first fragment) is the greatest not above the
-//! fragment's sequence. Recovery rebuilds the index from its log (cutting a torn tail) and
-//! cross-checks it against the segments, which are the ground truth.
+//! An index record's `location` is the offset of the fragment's sealed body inside its segment
+//! file; the segment is the one whose id (the sequence of its first fragment) is the greatest not
+//! above the fragment's sequence. Recovery rebuilds the index from its log (cutting a torn tail)
+//! and cross-checks it against the segments, which are the ground truth.
 //!
-//! Record layout (little endian): `"KVSF"`, kind (1 = header, 2 = fragment), payload length
-//! (u32), CRC-32 of the payload (u32), payload. Recovery reads records until the first one that is
-//! truncated or fails its CRC and cuts the file there, so a crash never leaves a partial fragment
-//! visible.
+//! Record layout (format 2, little endian): `"KVS2"`, kind (1 = header, 2 = fragment), clear
+//! length (u32), body length (u32), CRC-32 of the body (u32), CRC-32 of the head (u32: the 17
+//! bytes before it and the clear part), the clear part, the body. The clear part is the header id
+//! (8 bytes) or the fragment metadata ([`FragmentRecord::meta`], 52 bytes: sequence, timestamps,
+//! duration, header id, timecode, random part of the fragment number); the body is sealed
+//! ([`crate::seal`]: nonce, AES-256-GCM ciphertext, tag), so media bytes are never stored in the
+//! clear. The store itself never sees keys.
+//!
+//! Recovery reads records until the first one whose head is truncated or fails its CRC and cuts
+//! the file there. The tail records of a fully scanned file must also pass their body CRC (a torn
+//! write): trailing records that fail it are cut. A record with a bad body followed by good
+//! records was altered (or rotted) after it was acknowledged: it is kept, stays listed, and fails
+//! to open when read, so nothing acknowledged after it is lost and nothing altered is served.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -25,15 +34,19 @@ use std::sync::mpsc;
 use bytes::{BufMut, Bytes, BytesMut};
 use kvs_core::index::{Fragment, FragmentIndex, Rebuilder, codec};
 
-const MAGIC: &[u8; 4] = b"KVSF";
-const RECORD_HEADER_LEN: usize = 13;
-const KIND_HEADER: u8 = 1;
-const KIND_FRAGMENT: u8 = 2;
-/// Largest record written or accepted on recovery.
+const MAGIC: &[u8; 4] = b"KVS2";
+/// Bytes of a record head (magic, kind, clear length, body length, body CRC, head CRC).
+const RECORD_HEADER_LEN: usize = 21;
+const KIND_HEADER: u8 = crate::seal::KIND_HEADER;
+const KIND_FRAGMENT: u8 = crate::seal::KIND_FRAGMENT;
+/// Largest record body written or accepted on recovery.
 const MAX_RECORD_LEN: u32 = 64 * 1024 * 1024;
-/// Largest fragment a segment record can hold (the record limit less the fragment metadata):
-/// the ceiling of [`crate::Limits::max_fragment_bytes`].
-pub const MAX_FRAGMENT_BYTES: u64 = MAX_RECORD_LEN as u64 - META_LEN as u64;
+/// Largest clear part of a record.
+const MAX_CLEAR_LEN: u32 = 256;
+/// Largest fragment a segment record can hold (the body limit less the sealing overhead): the
+/// ceiling of [`crate::Limits::max_fragment_bytes`].
+pub const MAX_FRAGMENT_BYTES: u64 = MAX_RECORD_LEN as u64 - crate::seal::OVERHEAD as u64;
+const SEAL_OVERHEAD: u64 = crate::seal::OVERHEAD as u64;
 const HEADERS_FILE: &str = "headers.log";
 const INDEX_FILE: &str = "index.log";
 
@@ -42,9 +55,10 @@ const INDEX_FILE: &str = "index.log";
 pub struct Location {
     /// Segment id (the sequence number of its first fragment).
     pub segment: u64,
-    /// Offset of the fragment bytes in the segment file.
+    /// Offset of the fragment's sealed body in the segment file (its clear metadata is the
+    /// [`META_LEN`] bytes before it).
     pub offset: u64,
-    /// Length of the fragment bytes.
+    /// Length of the fragment bytes (clear; the sealed body is [`crate::seal::OVERHEAD`] longer).
     pub len: u64,
 }
 
@@ -105,13 +119,16 @@ pub struct IndexRecovery {
     pub rebuilt_from_segments: bool,
     /// Segments read in full with CRC checks (the newest one, or all when the log disagreed).
     pub segments_fully_scanned: usize,
+    /// Records of fully scanned files whose body failed its CRC but that were followed by good
+    /// records (altered after they were written): kept, and refused when read.
+    pub damaged_records: usize,
 }
 
 /// Everything recovered for one stream directory.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Producer headers by id.
-    pub headers: HashMap<u64, Bytes>,
+    /// Producer headers by id, sealed (as stored; open them with the stream's data key).
+    pub headers: HashMap<u64, Vec<u8>>,
     /// The fragment index (locations are offsets in segment files).
     pub index: FragmentIndex,
     /// Producer header id by the first sequence that uses it.
@@ -128,58 +145,68 @@ pub struct Recovered {
     pub index_recovery: IndexRecovery,
 }
 
-fn encode_record(kind: u8, payload_parts: &[&[u8]]) -> io::Result<Bytes> {
-    let len: usize = payload_parts.iter().map(|p| p.len()).sum();
-    let len32 = u32::try_from(len)
+fn encode_record(kind: u8, clear: &[u8], body: &[u8]) -> io::Result<Bytes> {
+    let body_len = u32::try_from(body.len())
         .ok()
         .filter(|l| *l <= MAX_RECORD_LEN)
         .ok_or_else(|| {
             io::Error::other(format!(
-                "record of {len} bytes exceeds the {MAX_RECORD_LEN}-byte record limit"
+                "record of {} bytes exceeds the {MAX_RECORD_LEN}-byte record limit",
+                body.len()
             ))
         })?;
-    let mut crc = kvs_core::crc32::Crc32::new();
-    for p in payload_parts {
-        crc.update(p);
-    }
-    let mut out = BytesMut::with_capacity(RECORD_HEADER_LEN + len);
+    let clear_len = u32::try_from(clear.len())
+        .ok()
+        .filter(|l| *l <= MAX_CLEAR_LEN)
+        .ok_or_else(|| io::Error::other("clear record part too long"))?;
+    let mut out = BytesMut::with_capacity(RECORD_HEADER_LEN + clear.len() + body.len());
     out.put_slice(MAGIC);
     out.put_u8(kind);
-    out.put_u32_le(len32);
+    out.put_u32_le(clear_len);
+    out.put_u32_le(body_len);
+    out.put_u32_le(kvs_core::crc32::crc32(body));
+    let mut crc = kvs_core::crc32::Crc32::new();
+    crc.update(&out);
+    crc.update(clear);
     out.put_u32_le(crc.finalize());
-    for p in payload_parts {
-        out.put_slice(p);
-    }
+    out.put_slice(clear);
+    out.put_slice(body);
     Ok(out.freeze())
 }
 
-const META_LEN: usize = 52;
+/// Length of a fragment's clear metadata ([`FragmentRecord::meta`]).
+pub const META_LEN: usize = 52;
 
-fn fragment_meta(r: &FragmentRecord) -> Vec<u8> {
-    let mut m = Vec::with_capacity(META_LEN);
-    for v in [
-        r.seq,
-        r.server_ms,
-        r.producer_ms,
-        r.duration_ms,
-        r.header_id,
-        r.timecode,
-    ] {
-        m.put_u64_le(v);
+impl FragmentRecord {
+    /// The clear metadata stored in front of the sealed body (and bound into its AAD).
+    pub fn meta(&self) -> Vec<u8> {
+        let mut m = Vec::with_capacity(META_LEN);
+        for v in [
+            self.seq,
+            self.server_ms,
+            self.producer_ms,
+            self.duration_ms,
+            self.header_id,
+            self.timecode,
+        ] {
+            m.put_u64_le(v);
+        }
+        m.put_u32_le(self.random);
+        m
     }
-    m.put_u32_le(r.random);
-    m
-}
 
-fn parse_fragment_meta(p: &[u8]) -> Option<(FragmentRecord, usize)> {
-    let mut vals = [0u64; 6];
-    for (i, v) in vals.iter_mut().enumerate() {
-        let b: [u8; 8] = p.get(i * 8..i * 8 + 8)?.try_into().ok()?;
-        *v = u64::from_le_bytes(b);
-    }
-    let random: [u8; 4] = p.get(48..52)?.try_into().ok()?;
-    Some((
-        FragmentRecord {
+    /// Parses [`FragmentRecord::meta`] bytes; `None` unless exactly [`META_LEN`] bytes.
+    pub fn parse_meta(p: &[u8]) -> Option<FragmentRecord> {
+        if p.len() != META_LEN {
+            return None;
+        }
+        let mut vals = [0u64; 6];
+        for (i, v) in vals.iter_mut().enumerate() {
+            let b: [u8; 8] = p.get(i * 8..i * 8 + 8)?.try_into().ok()?;
+            *v = u64::from_le_bytes(b);
+        }
+        let random: [u8; 4] = p.get(48..52)?.try_into().ok()?;
+        Some(FragmentRecord {
             seq: vals[0],
             server_ms: vals[1],
             producer_ms: vals[2],
@@ -187,23 +214,41 @@ fn parse_fragment_meta(p: &[u8]) -> Option<(FragmentRecord, usize)> {
             header_id: vals[4],
             timecode: vals[5],
             random: u32::from_le_bytes(random),
-        },
-        META_LEN,
-    ))
+        })
+    }
 }
 
-/// One record read back: kind, offset of its payload, payload length, payload (or, in a light
-/// scan, its first [`META_LEN`] bytes).
-type RawRecord = (u8, u64, u64, Vec<u8>);
+/// One record read back.
+struct RawRecord {
+    kind: u8,
+    /// Offset of the record in the file.
+    start: u64,
+    /// The clear part.
+    clear: Vec<u8>,
+    /// Offset of the body.
+    body_offset: u64,
+    /// Length of the body.
+    body_len: u64,
+    /// Whether the body passed its CRC (`None`: not checked, light scan).
+    body_ok: Option<bool>,
+    /// The body, when asked for.
+    body: Option<Vec<u8>>,
+}
 
-/// Reads records from `path` until the end or the first bad one; returns (records, the length
-/// of the valid prefix, the file length). A full scan reads and CRC-checks every payload; a
-/// light scan (sealed, fsynced segments) reads only record heads and fragment metadata.
-fn scan_records(path: &Path, full: bool) -> io::Result<(Vec<RawRecord>, u64, u64)> {
+/// Reads records from `path` until the end or the first bad head; returns (records, the length
+/// of the valid prefix, the file length). A full scan also reads and CRC-checks every body and
+/// cuts trailing records whose body fails (a torn tail); a light scan (sealed, fsynced segments)
+/// reads only heads and clear parts. `keep_bodies` (full scans) returns the bodies.
+fn scan_records(
+    path: &Path,
+    full: bool,
+    keep_bodies: bool,
+) -> io::Result<(Vec<RawRecord>, u64, u64)> {
     let mut file = File::open(path)?;
     let total = file.metadata()?.len();
-    let mut records = Vec::new();
+    let mut records: Vec<RawRecord> = Vec::new();
     let mut pos = 0u64;
+    let mut chunk = Vec::new();
     loop {
         let mut head = [0u8; RECORD_HEADER_LEN];
         if total - pos < RECORD_HEADER_LEN as u64 {
@@ -214,29 +259,65 @@ fn scan_records(path: &Path, full: bool) -> io::Result<(Vec<RawRecord>, u64, u64
         if &head[..4] != MAGIC {
             break;
         }
+        let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
         let kind = head[4];
-        let len = u32::from_le_bytes([head[5], head[6], head[7], head[8]]);
-        let crc = u32::from_le_bytes([head[9], head[10], head[11], head[12]]);
-        if len > MAX_RECORD_LEN || total - pos - (RECORD_HEADER_LEN as u64) < u64::from(len) {
+        let (clear_len, body_len, body_crc, head_crc) = (word(5), word(9), word(13), word(17));
+        let room = total - pos - RECORD_HEADER_LEN as u64;
+        if clear_len > MAX_CLEAR_LEN
+            || body_len > MAX_RECORD_LEN
+            || room < u64::from(clear_len) + u64::from(body_len)
+        {
             break;
         }
-        let read = if full {
-            len as usize
-        } else {
-            (len as usize).min(META_LEN)
-        };
-        let mut payload = vec![0u8; read];
-        file.read_exact(&mut payload)?;
-        if full && kvs_core::crc32::crc32(&payload) != crc {
+        let mut clear = vec![0u8; clear_len as usize];
+        file.read_exact(&mut clear)?;
+        let mut crc = kvs_core::crc32::Crc32::new();
+        crc.update(&head[..17]);
+        crc.update(&clear);
+        if crc.finalize() != head_crc {
             break;
         }
-        records.push((
+        let mut body_ok = None;
+        let mut body = None;
+        if full {
+            if keep_bodies {
+                let mut b = vec![0u8; body_len as usize];
+                file.read_exact(&mut b)?;
+                body_ok = Some(kvs_core::crc32::crc32(&b) == body_crc);
+                body = Some(b);
+            } else {
+                // Bounded memory: the CRC runs over 1 MiB chunks.
+                let mut crc = kvs_core::crc32::Crc32::new();
+                let mut left = body_len as usize;
+                chunk.resize((1 << 20).min(left), 0);
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    let part = chunk.get_mut(..n).unwrap_or_default();
+                    file.read_exact(part)?;
+                    crc.update(part);
+                    left -= n;
+                }
+                body_ok = Some(crc.finalize() == body_crc);
+            }
+        }
+        let body_offset = pos + RECORD_HEADER_LEN as u64 + u64::from(clear_len);
+        records.push(RawRecord {
             kind,
-            pos + RECORD_HEADER_LEN as u64,
-            u64::from(len),
-            payload,
-        ));
-        pos += RECORD_HEADER_LEN as u64 + u64::from(len);
+            start: pos,
+            clear,
+            body_offset,
+            body_len: u64::from(body_len),
+            body_ok,
+            body,
+        });
+        pos = body_offset + u64::from(body_len);
+    }
+    // A torn tail: trailing records whose body did not make it to disk.
+    while let Some(last) = records.last()
+        && last.body_ok == Some(false)
+    {
+        pos = last.start;
+        records.pop();
     }
     Ok((records, pos, total))
 }
@@ -278,21 +359,29 @@ fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
 /// Fragments with a server timestamp before `cutoff_ms` (retention; 0 for none) are left out.
 pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     let mut out = Recovered::default();
+    let mut header_damage = 0;
     let headers_path = dir.join(HEADERS_FILE);
     if headers_path.exists() {
-        let (records, valid, total) = scan_records(&headers_path, true)?;
+        let (records, valid, total) = scan_records(&headers_path, true, true)?;
         if valid < total {
             truncate_to(&headers_path, valid)?;
             out.truncated_bytes += total - valid;
         }
-        for (kind, _, _, payload) in records {
-            if kind == KIND_HEADER && payload.len() >= 8 {
-                let mut id = [0u8; 8];
-                id.copy_from_slice(&payload[..8]);
-                out.headers.insert(
-                    u64::from_le_bytes(id),
-                    Bytes::copy_from_slice(&payload[8..]),
-                );
+        for r in records {
+            let Ok(id) = <[u8; 8]>::try_from(r.clear.as_slice()) else {
+                continue;
+            };
+            if r.kind != KIND_HEADER {
+                continue;
+            }
+            let id = u64::from_le_bytes(id);
+            let ok = r.body_ok == Some(true);
+            if !ok {
+                header_damage += 1;
+            }
+            // A header written again (after a failed write) wins, unless it is the damaged one.
+            if ok || !out.headers.contains_key(&id) {
+                out.headers.insert(id, r.body.unwrap_or_default());
             }
         }
     }
@@ -302,6 +391,7 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     // unless the index log disagrees with them.
     let mut rec = IndexRecovery::default();
     let mut on_disk = scan_segments(dir, &mut out, false, &mut rec)?;
+    rec.damaged_records += header_damage;
     // The index log.
     let index_path = dir.join(INDEX_FILE);
     let mut rebuilder = Rebuilder::default();
@@ -337,6 +427,7 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
         out.last_server_ms = 0;
         out.header_runs.clear();
         rec.segments_fully_scanned = 0;
+        rec.damaged_records = header_damage;
         on_disk = scan_segments(dir, &mut out, true, &mut rec)?;
         consistent = agrees(&on_disk);
     }
@@ -347,14 +438,22 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
         FragmentIndex::new()
     };
     let after = index.last().map(|f| f.sequence);
-    for f in &on_disk {
-        if after.is_some_and(|a| f.record.seq <= a) {
-            continue;
-        }
-        let Some(entry) = f.index_entry() else {
-            continue;
-        };
-        if index.append(entry).is_ok() && !rec.rebuilt_from_segments {
+    let floor = index.last().map_or(0, |f| f.server_timestamp_ms);
+    let candidates: Vec<Fragment> = on_disk
+        .iter()
+        .filter(|f| after.is_none_or(|a| f.record.seq > a))
+        .filter_map(RecoveredFragment::index_entry)
+        .filter(|e| e.server_timestamp_ms >= floor)
+        .collect();
+    // Server timestamps never decrease along the sequence; a record whose timestamps are out of
+    // order (moved in from elsewhere) must not hide the ones after it: the longest run in order
+    // is kept.
+    let times: Vec<u64> = candidates.iter().map(|e| e.server_timestamp_ms).collect();
+    for i in longest_non_decreasing(&times) {
+        if let Some(entry) = candidates.get(i)
+            && index.append(*entry).is_ok()
+            && !rec.rebuilt_from_segments
+        {
             rec.appended_from_segments += 1;
         }
     }
@@ -384,6 +483,30 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     Ok(out)
 }
 
+/// Indices of a longest non-decreasing subsequence of `v` (patience sorting, O(n log n)).
+fn longest_non_decreasing(v: &[u64]) -> Vec<usize> {
+    // tails[k]: index of the smallest last value of a run of length k + 1.
+    let mut tails: Vec<usize> = Vec::new();
+    let mut prev: Vec<Option<usize>> = vec![None; v.len()];
+    for (i, x) in v.iter().enumerate() {
+        let k = tails.partition_point(|&t| v.get(t).is_some_and(|y| y <= x));
+        prev[i] = k.checked_sub(1).and_then(|p| tails.get(p).copied());
+        if k == tails.len() {
+            tails.push(i);
+        } else if let Some(slot) = tails.get_mut(k) {
+            *slot = i;
+        }
+    }
+    let mut out = Vec::with_capacity(tails.len());
+    let mut cur = tails.last().copied();
+    while let Some(i) = cur {
+        out.push(i);
+        cur = prev.get(i).copied().flatten();
+    }
+    out.reverse();
+    out
+}
+
 /// Scans the segments of `dir` (the newest one always fully, with CRCs; the others fully only
 /// when `full`), cutting torn tails, and returns their fragments in sequence order.
 fn scan_segments(
@@ -402,23 +525,27 @@ fn scan_segments(
         if full_scan {
             rec.segments_fully_scanned += 1;
         }
-        let (records, valid, total) = scan_records(&path, full_scan)?;
+        let (records, valid, total) = scan_records(&path, full_scan, false)?;
         if valid < total {
             if !full_scan {
                 // A sealed segment that does not parse: verify everything.
                 rec.segments_fully_scanned = 0;
+                rec.damaged_records = 0;
                 return scan_segments(dir, out, true, rec);
             }
             truncate_to(&path, valid)?;
             out.truncated_bytes += total - valid;
         }
-        for (kind, payload_offset, payload_len, payload) in records {
-            if kind != KIND_FRAGMENT {
+        for r in records {
+            if r.kind != KIND_FRAGMENT || r.body_len < SEAL_OVERHEAD {
                 continue;
             }
-            let Some((record, meta_len)) = parse_fragment_meta(&payload) else {
+            let Some(record) = FragmentRecord::parse_meta(&r.clear) else {
                 continue;
             };
+            if r.body_ok == Some(false) {
+                rec.damaged_records += 1;
+            }
             if record.seq < seg || !out.headers.contains_key(&record.header_id) {
                 // Misplaced, or its header never became durable: never acknowledged.
                 continue;
@@ -427,8 +554,8 @@ fn scan_segments(
             out.last_server_ms = out.last_server_ms.max(record.server_ms);
             let location = Location {
                 segment: seg,
-                offset: payload_offset + meta_len as u64,
-                len: payload_len.saturating_sub(meta_len as u64),
+                offset: r.body_offset,
+                len: r.body_len - SEAL_OVERHEAD,
             };
             on_disk.push(RecoveredFragment { record, location });
         }
@@ -444,13 +571,33 @@ fn scan_segments(
     Ok(on_disk)
 }
 
-/// Reads a fragment's bytes.
-pub fn read_fragment(dir: &Path, loc: Location) -> io::Result<Bytes> {
+/// A fragment record read back: its clear metadata and its sealed body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFragment {
+    /// The clear metadata ([`FragmentRecord::meta`]) as stored.
+    pub meta: Vec<u8>,
+    /// The sealed body (open it with the stream's data key and `meta`).
+    pub sealed: Vec<u8>,
+}
+
+/// Reads a fragment's clear metadata and sealed body.
+pub fn read_fragment(dir: &Path, loc: Location) -> io::Result<StoredFragment> {
     let file = File::open(dir.join(segment_name(loc.segment)))?;
-    let len = usize::try_from(loc.len).map_err(|_| io::Error::other("fragment too large"))?;
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, loc.offset)?;
-    Ok(Bytes::from(buf))
+    let len = loc
+        .len
+        .checked_add(SEAL_OVERHEAD)
+        .filter(|l| *l <= u64::from(MAX_RECORD_LEN))
+        .and_then(|l| usize::try_from(l).ok())
+        .ok_or_else(|| io::Error::other("fragment too large"))?;
+    let meta_at = loc
+        .offset
+        .checked_sub(META_LEN as u64)
+        .ok_or_else(|| io::Error::other("fragment location before its metadata"))?;
+    let mut meta = vec![0u8; META_LEN];
+    file.read_exact_at(&mut meta, meta_at)?;
+    let mut sealed = vec![0u8; len];
+    file.read_exact_at(&mut sealed, loc.offset)?;
+    Ok(StoredFragment { meta, sealed })
 }
 
 /// Completion callback of a write.
@@ -603,7 +750,8 @@ impl Writer {
         Ok(Writer { tx })
     }
 
-    /// Appends a producer header; `done` runs once it is durable.
+    /// Appends a producer header (`bytes`: sealed, see [`crate::seal::DataKey::seal_header`]);
+    /// `done` runs once it is durable.
     pub fn append_header(&self, dir: PathBuf, id: u64, bytes: Bytes, done: Done) {
         let _ = self.tx.send(Job::Header {
             dir,
@@ -614,8 +762,9 @@ impl Writer {
     }
 
     /// Appends a fragment to a segment and its index `entry` (with `location` set to the offset
-    /// of the bytes in the segment) to the index log; `done` gets its location once both are
-    /// durable.
+    /// of the body in the segment) to the index log; `done` gets its location once both are
+    /// durable. `data` is the sealed body ([`crate::seal::DataKey::seal_fragment`] over
+    /// `record.meta()`), at least [`crate::seal::OVERHEAD`] bytes.
     pub fn append_fragment(
         &self,
         dir: PathBuf,
@@ -689,7 +838,7 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             s.headers = Some(open_append(&dir.join(HEADERS_FILE))?);
                             sync_dir(&dir)?;
                         }
-                        let rec = encode_record(KIND_HEADER, &[&id.to_le_bytes(), &bytes])?;
+                        let rec = encode_record(KIND_HEADER, &id.to_le_bytes(), &bytes)?;
                         check(faults, FaultPoint::HeaderWrite, &dir)?;
                         if let Some(f) = s.headers.as_mut() {
                             f.write_all(&rec)?;
@@ -753,8 +902,8 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                             sync_dir(&dir)?;
                             s.segment = Some((record.seq, f, size));
                         }
-                        let meta = fragment_meta(&record);
-                        let rec = encode_record(KIND_FRAGMENT, &[&meta, &data])?;
+                        let meta = record.meta();
+                        let rec = encode_record(KIND_FRAGMENT, &meta, &data)?;
                         let Some((seg, f, size)) = s.segment.as_mut() else {
                             return Err(io::Error::other("no open segment"));
                         };
@@ -775,7 +924,7 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                         Ok(Some(Location {
                             segment: seg,
                             offset,
-                            len: data.len() as u64,
+                            len: (data.len() as u64).saturating_sub(SEAL_OVERHEAD),
                         }))
                     })();
                     if result.is_ok() && !touched_segments.contains(&dir) {
@@ -882,6 +1031,7 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seal::OVERHEAD;
 
     #[test]
     fn records_round_trip_and_tail_is_cut() {
@@ -925,7 +1075,7 @@ mod tests {
                 dir.clone(),
                 record,
                 entry,
-                Bytes::from(vec![seq as u8; 60]),
+                Bytes::from(vec![seq as u8; 60 + OVERHEAD]),
                 Box::new(move |r| t.send(r).unwrap()),
             );
         }
@@ -939,7 +1089,8 @@ mod tests {
         // A torn record at the end of the last segment.
         let last = *segment_ids(&dir).unwrap().last().unwrap();
         let mut f = open_append(&dir.join(segment_name(last))).unwrap();
-        f.write_all(b"KVSF\x02\xff\x00\x00\x00garbage").unwrap();
+        f.write_all(b"KVS2\x02\x34\x00\x00\x00\xff\x00\x00\x00garbage")
+            .unwrap();
         let (tx2, rx2) = mpsc::channel();
         writer.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
         rx2.recv().unwrap();
@@ -965,9 +1116,13 @@ mod tests {
             assert_eq!(f.location, locs[i].offset);
             assert_eq!(u64::from(f.size_bytes), locs[i].len);
             let data = read_fragment(&dir, locs[i]).unwrap();
-            assert_eq!(data, vec![i as u8; 60]);
+            assert_eq!(data.sealed, vec![i as u8; 60 + OVERHEAD]);
+            assert_eq!(
+                FragmentRecord::parse_meta(&data.meta).unwrap().seq,
+                i as u64
+            );
         }
-        assert_eq!(rec.headers[&7], Bytes::from_static(b"head"));
+        assert_eq!(rec.headers[&7], b"head");
         assert_eq!(rec.header_runs.get(&0), Some(&7));
         // The log was rewritten clean: a second recovery changes nothing.
         let again = recover(&dir, 0).unwrap();
@@ -1028,7 +1183,7 @@ mod tests {
             dir.to_owned(),
             record,
             entry,
-            Bytes::from(vec![1u8; 60]),
+            Bytes::from(vec![1u8; 60 + OVERHEAD]),
             Box::new(move |r| t.send((seq, r.is_ok())).unwrap()),
         );
     }
@@ -1057,6 +1212,17 @@ mod tests {
             max_open_streams: 8,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn one_record_out_of_order_does_not_hide_the_rest() {
+        assert_eq!(
+            longest_non_decreasing(&[1, 9, 2, 3, 3, 4]),
+            vec![0, 2, 3, 4, 5]
+        );
+        assert_eq!(longest_non_decreasing(&[5, 1, 2]), vec![1, 2]);
+        assert!(longest_non_decreasing(&[]).is_empty());
+        assert_eq!(longest_non_decreasing(&[7, 7]), vec![0, 1]);
     }
 
     #[test]
@@ -1168,7 +1334,7 @@ mod tests {
     fn recovery_reads_sealed_segments_lightly_and_applies_retention() {
         let dir = std::env::temp_dir().join(format!("kvs-store-rec-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        // 125-byte records, 200-byte segments: two fragments per segment.
+        // 161-byte records, 200-byte segments: two fragments per segment.
         let w = Writer::start(WriterConfig {
             segment_bytes: 200,
             faults: None,

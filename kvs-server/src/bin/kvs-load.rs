@@ -107,6 +107,22 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// File the child server writes its sealing statistics to (in its data directory).
+const SEAL_STATS_FILE: &str = "seal-stats";
+
+/// CPU time (user + system) of a process, ns, from /proc (clock ticks assumed 100 Hz).
+fn cpu_ns(pid: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3; utime 14, stime 15.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|w| w.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    ticks * 10_000_000
+}
+
 fn temp_data_dir() -> PathBuf {
     std::env::temp_dir().join(format!("kvs-load-{}-{}", std::process::id(), now_ms()))
 }
@@ -123,6 +139,24 @@ fn server_only(dir: PathBuf) -> Result<(), String> {
         println!("{}", server.export_line());
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        // Every half second: the time spent sealing/opening and this process's CPU time, for
+        // the parent's report of the sealing share (read from one snapshot).
+        let stats_path = server.data_dir().join(SEAL_STATS_FILE);
+        kvs_server::seal::set_thread_cpu_accounting(true);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(500));
+                let s = kvs_server::seal::stats();
+                let text = format!(
+                    "{} {} {} {}\n",
+                    s.seal_ns,
+                    s.open_ns,
+                    s.sealed_bytes,
+                    cpu_ns("self")
+                );
+                let _ = std::fs::write(&stats_path, text);
+            }
+        });
         server.wait().await;
         Ok(())
     })
@@ -367,6 +401,7 @@ fn main() {
 
 fn load(o: Arc<Options>) -> Result<(), String> {
     let dir = o.data_dir.clone().unwrap_or_else(temp_data_dir);
+    kvs_server::seal::set_thread_cpu_accounting(true);
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let (mut spawned, mut in_process) = (None, None);
     let target = if o.in_process {
@@ -459,6 +494,28 @@ fn load(o: Arc<Options>) -> Result<(), String> {
             l.len()
         );
         println!("server_rss_MiB={rss:.1} server_peak_rss_MiB={hwm:.1}");
+        // Encryption at rest: time in AES-GCM seal/open against the server's CPU time.
+        let (seal_ns, open_ns, sealed, cpu) = if o.in_process {
+            let s = kvs_server::seal::stats();
+            (s.seal_ns, s.open_ns, s.sealed_bytes, cpu_ns("self"))
+        } else {
+            let text = std::fs::read_to_string(dir.join(SEAL_STATS_FILE)).unwrap_or_default();
+            let v: Vec<u64> = text
+                .split_whitespace()
+                .map(|w| w.parse().unwrap_or(0))
+                .collect();
+            let at = |i: usize| v.get(i).copied().unwrap_or(0);
+            (at(0), at(1), at(2), at(3))
+        };
+        println!(
+            "sealing_ms={:.1} opening_ms={:.1} sealed_MB={:.1} server_cpu_ms={:.0} sealing_share={:.2}%{}",
+            seal_ns as f64 / 1e6,
+            open_ns as f64 / 1e6,
+            sealed as f64 / 1e6,
+            cpu as f64 / 1e6,
+            (seal_ns + open_ns) as f64 * 100.0 / (cpu.max(1) as f64),
+            if o.in_process { " (of the whole process: server and load)" } else { "" }
+        );
         Ok::<(), String>(())
     });
     if let Some(server) = in_process {

@@ -86,9 +86,7 @@ pub async fn start_in_with_clock(
     limits: kvs_server::Limits,
     clock: std::sync::Arc<dyn kvs_server::Clock>,
 ) -> (kvs_server::Server, PathBuf) {
-    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
-    config.port = 0;
-    config.limits = limits;
+    let mut config = config_in(&dir, limits);
     config.clock = clock;
     let server = kvs_server::Server::bind(config).await.unwrap();
     (server, dir)
@@ -107,9 +105,7 @@ pub async fn start_with_credentials(
     for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
     }
-    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
-    config.port = 0;
-    config.limits = fast_limits();
+    let mut config = config_in(&dir, fast_limits());
     config.credentials_file = Some(path);
     let server = kvs_server::Server::bind(config).await?;
     Ok((server, dir))
@@ -137,6 +133,14 @@ pub async fn put_fragments(ep: &Endpoint, name: &str, n: usize) -> Vec<String> {
     numbers
 }
 
+/// The configuration `start_in` uses: data in `dir/data`, a free port, `limits`.
+pub fn config_in(dir: &std::path::Path, limits: kvs_server::Limits) -> kvs_server::ServerConfig {
+    let mut config = kvs_server::ServerConfig::new(dir.join("data"));
+    config.port = 0;
+    config.limits = limits;
+    config
+}
+
 /// Fast limits for tests.
 pub fn fast_limits() -> kvs_server::Limits {
     kvs_server::Limits {
@@ -146,19 +150,28 @@ pub fn fast_limits() -> kvs_server::Limits {
     }
 }
 
-/// The data directory of stream `name` (named from its metadata in `streams.json`).
+/// The data directory of stream `name` (the newest `<creation ms>-<hash of name>` directory).
 pub fn stream_dir(dir: &std::path::Path, name: &str) -> PathBuf {
-    let p = stream_dir_path(dir, name).expect("stream metadata");
+    let p = stream_dir_path(dir, name).expect("stream directory");
     assert!(p.is_dir(), "stream directory {}", p.display());
     p
 }
 
-/// Where stream `name`'s directory is (whether or not it exists yet), from `streams.json`.
+/// Where stream `name`'s directory is, if it has one: the stream catalog is sealed, so it is
+/// found by its name's hash (`<creation ms>-<sha256(name)[..16]>`, the newest creation wins).
 pub fn stream_dir_path(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
-    let text = std::fs::read(dir.join("data/streams.json")).ok()?;
-    let metas: Vec<kvs_server::state::StreamMeta> = serde_json::from_slice(&text).ok()?;
-    let meta = metas.into_iter().find(|m| m.name == name)?;
-    Some(dir.join("data/streams").join(meta.dir_name()))
+    let hash = kvs_core::sigv4::canonical::sha256_hex(name.as_bytes());
+    let suffix = format!("-{}", &hash[..16]);
+    std::fs::read_dir(dir.join("data/streams"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            let ms = n.strip_suffix(&suffix)?.parse::<u64>().ok()?;
+            Some((ms, e.path()))
+        })
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// Names of the segment files in a stream directory.
