@@ -110,6 +110,7 @@ impl Prepared {
             meta_lock: tokio::sync::Mutex::new(()),
             conn_ids: AtomicU64::new(1),
             quotas: Mutex::new(HashMap::new()),
+            ingest_budget: crate::budget::Budget::new(config.limits.max_ingest_bytes),
             config,
         }
     }
@@ -129,6 +130,8 @@ pub(crate) struct Ctx {
     /// Token buckets of the per-stream control-plane TPS quotas: (operation, stream) ->
     /// (tokens, last refill).
     quotas: Mutex<HashMap<QuotaKey, (f64, std::time::Instant)>>,
+    /// Bytes PutMedia connections may hold in memory, all together.
+    pub(crate) ingest_budget: crate::budget::Budget,
 }
 
 /// (operation, stream name or ARN).
