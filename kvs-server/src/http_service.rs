@@ -578,6 +578,14 @@ pub(crate) async fn serve(
     builder
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes)
+        // Body chunks are at most this big, so the ingest budget's read window covers the next
+        // one before it is read (see crate::budget).
+        .max_buf_size(
+            usize::try_from(crate::ingest::READ_WINDOW / 2)
+                .unwrap_or(usize::MAX)
+                .max(limits.max_header_bytes)
+                .max(8192),
+        )
         // Header-read and keep-alive timeouts are kept by crate::conn (hyper's one timer cannot
         // tell an idle keep-alive connection from a slow request head).
         .header_read_timeout(None);

@@ -28,8 +28,10 @@ type AckTx = mpsc::UnboundedSender<Bytes>;
 const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 /// Most bytes between two fragments (tags, Void) kept while no fragment is open.
 const MAX_GAP_BYTES: u64 = 64 * 1024;
-/// Bytes of the ingest budget a reading connection holds ahead for the next chunk of its body.
-const READ_WINDOW: u64 = 256 * 1024;
+/// Bytes of the ingest budget a reading connection holds ahead for the next chunk of its body
+/// (which costs twice its size: the ingest buffer's copy and the reader's). hyper's read buffer
+/// is capped at half of it, so a chunk is always covered before it is read.
+pub(crate) const READ_WINDOW: u64 = 64 * 1024;
 
 /// Handles `POST /putMedia` (already authenticated).
 pub(crate) async fn put_media(

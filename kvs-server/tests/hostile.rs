@@ -1044,9 +1044,12 @@ async fn many_producers_share_a_small_ingest_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_stalled_by_the_budget_resumes_when_bytes_are_freed() {
-    // 2 MiB: a held ~900 KB fragment leaves too little for a second one.
-    let budget = 2 * 1024 * 1024;
-    let (server, _dir) = start(budget_limits(budget, Duration::from_secs(600))).await;
+    // 1.5 MiB: a held ~900 KB fragment leaves too little for a second one.
+    let budget = 3 * 512 * 1024;
+    let mut limits = budget_limits(budget, Duration::from_secs(600));
+    // The hog stays silent while the other producer is stalled.
+    limits.idle_timeout = Duration::from_secs(600);
+    let (server, _dir) = start(limits).await;
     let ep = Endpoint::of(&server);
     create_stream(&ep, "hog", 1).await;
     create_stream(&ep, "stalled", 1).await;
