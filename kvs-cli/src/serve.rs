@@ -22,6 +22,10 @@ pub struct Args {
     /// Most concurrent client connections; beyond it new ones get 503 ServiceUnavailable.
     #[arg(long, default_value_t = kvs_server::Limits::default().max_connections)]
     max_connections: usize,
+    /// Most bytes all PutMedia connections together may hold in memory; beyond it producers
+    /// are slowed down by TCP backpressure (default 1 GiB).
+    #[arg(long, default_value_t = kvs_server::Limits::default().max_ingest_bytes)]
+    max_ingest_bytes: u64,
     /// Shared-credentials (INI) file whose key pairs are accepted (default: a development pair
     /// generated at first start and kept in the data directory). Per profile, `kvs_allow`
     /// (actions, e.g. `kinesisvideo:GetMedia, kinesisvideo:Describe*`), `kvs_streams` (stream
@@ -61,6 +65,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     config.port = args.port;
     config.region = args.region.clone();
     config.limits.max_connections = args.max_connections;
+    config.limits.max_ingest_bytes = args.max_ingest_bytes;
     config.credentials_file = args.credentials.clone();
     config.enforce_quotas = args.enforce_quotas;
     config.master_key_file = args.master_key_file.clone();

@@ -114,6 +114,7 @@ impl Prepared {
             meta_lock: tokio::sync::Mutex::new(()),
             conn_ids: AtomicU64::new(1),
             quotas: Mutex::new(HashMap::new()),
+            ingest_budget: crate::budget::Budget::new(config.limits.max_ingest_bytes),
             config,
         }
     }
@@ -137,6 +138,8 @@ pub(crate) struct Ctx {
     /// Token buckets of the per-stream control-plane TPS quotas: (operation, stream) ->
     /// (tokens, last refill).
     quotas: Mutex<HashMap<QuotaKey, (f64, std::time::Instant)>>,
+    /// Bytes PutMedia connections may hold in memory, all together.
+    pub(crate) ingest_budget: crate::budget::Budget,
 }
 
 /// (operation, stream name or ARN).
@@ -592,6 +595,14 @@ pub(crate) async fn serve(
     builder
         .max_headers(limits.max_headers)
         .max_header_size(limits.max_header_bytes)
+        // Body chunks are at most this big, so the ingest budget's read window covers the next
+        // one before it is read (see crate::budget).
+        .max_buf_size(
+            usize::try_from(crate::ingest::READ_WINDOW / 2)
+                .unwrap_or(usize::MAX)
+                .max(limits.max_header_bytes)
+                .max(8192),
+        )
         // Header-read and keep-alive timeouts are kept by crate::conn (hyper's one timer cannot
         // tell an idle keep-alive connection from a slow request head).
         .header_read_timeout(None);

@@ -28,6 +28,10 @@ type AckTx = mpsc::UnboundedSender<Bytes>;
 const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 /// Most bytes between two fragments (tags, Void) kept while no fragment is open.
 const MAX_GAP_BYTES: u64 = 64 * 1024;
+/// Bytes of the ingest budget a reading connection holds ahead for the next chunk of its body
+/// (which costs twice its size: the ingest buffer's copy and the reader's). hyper's read buffer
+/// is capped at half of it, so a chunk is always covered before it is read.
+pub(crate) const READ_WINDOW: u64 = 64 * 1024;
 
 /// Handles `POST /putMedia` (already authenticated).
 pub(crate) async fn put_media(
@@ -147,6 +151,9 @@ struct Ingest {
     acks_drained: Arc<tokio::sync::Notify>,
     /// The stream's data key, or the ERROR ACK of fragments that would be stored without one.
     key: Result<Arc<crate::seal::DataKey>, ErrorId>,
+    /// This connection's share of the global ingest budget for what it buffers (see
+    /// [`crate::budget`]); each complete fragment takes its bytes along until persisted.
+    held: crate::budget::Reservation,
 }
 
 impl Ingest {
@@ -158,6 +165,7 @@ impl Ingest {
         tx: AckTx,
     ) -> Self {
         let (persist_tx, persist_rx) = mpsc::unbounded_channel();
+        let held = ctx.ingest_budget.empty();
         Ingest {
             ctx,
             stream,
@@ -184,7 +192,21 @@ impl Ingest {
             queued_acks: Arc::new(AtomicUsize::new(0)),
             acks_drained: Arc::new(tokio::sync::Notify::new()),
             key: Err(ErrorId::KMS_KEY_NOT_FOUND),
+            held,
         }
+    }
+
+    /// Bytes of the ingest budget the connection must hold before it goes on: what it buffers
+    /// (the ingest buffer and the reader's), plus room for `next` (a received chunk, copied into
+    /// the buffer and held by the reader) or, while it reads, a window for the next chunk.
+    fn budget_need(&self, next: Option<&Bytes>, reading: bool) -> u64 {
+        let buffered = (self.buf.len() as u64).saturating_add(self.reader.buffered() as u64);
+        let room = match next {
+            Some(d) => (d.len() as u64).saturating_mul(2),
+            None if reading => READ_WINDOW,
+            None => 0,
+        };
+        buffered.saturating_add(room)
     }
 
     fn send(&self, ack: AckEvent) {
@@ -215,32 +237,84 @@ impl Ingest {
             tokio::time::Instant::from_std(self.started) + self.limits().max_connection_duration,
         );
         tokio::pin!(max_age);
+        let budget_max = self.ctx.ingest_budget.max();
+        let wait_timeout = self.limits().ingest_wait_timeout;
+        // A chunk received and not yet processed: it waits for its bytes of the budget.
+        let mut next: Option<Bytes> = None;
+        // Our place in line for budget bytes, while we wait (the body is not read meanwhile).
+        let mut grant: Option<crate::budget::Grant> = None;
+        let mut blocked_since = tokio::time::Instant::now();
         loop {
             if body_done && self.in_flight == 0 {
                 break;
             }
+            // The global budget: hold what is buffered plus room for the next chunk first.
+            let need = self.budget_need(next.as_ref(), !body_done);
+            if need > budget_max {
+                // Even the whole budget cannot hold this fragment: waiting would never end.
+                self.fail(ErrorId::FRAGMENT_SIZE_REACHED);
+                return;
+            }
+            let short = need.saturating_sub(self.held.bytes());
+            if short == 0 {
+                grant = None;
+                self.held.shrink_to(need);
+                if let Some(data) = next.take() {
+                    last_data = Instant::now();
+                    if let Err(Fail(id)) = self.on_data(data) {
+                        self.fail(id);
+                        return;
+                    }
+                    if self.superseded {
+                        // Stop reading: what follows belongs to the successor.
+                        body_done = true;
+                    }
+                    continue;
+                }
+            } else if grant.is_none() {
+                if self.held.try_grow(short) {
+                    continue;
+                }
+                grant = Some(self.held.acquire(short));
+                blocked_since = tokio::time::Instant::now();
+            }
             let wait = idle_every.min(idle_timeout);
             let backlogged = self.backlogged();
-            if self.in_flight >= self.limits().max_pending_fragments {
-                // Waiting for the disk is not idling (a producer that reads no ACKs is).
+            if self.in_flight >= self.limits().max_pending_fragments || grant.is_some() {
+                // Waiting for the disk or for memory is not idling (a producer that reads no
+                // ACKs is).
                 last_data = Instant::now();
             }
             let drained = self.acks_drained.clone();
             tokio::select! {
                 _ = drained.notified(), if backlogged => {}
-                frame = body.frame(), if !body_done && !backlogged => {
+                permit = async {
+                    match grant.as_mut() {
+                        Some(g) => g.await,
+                        None => std::future::pending().await,
+                    }
+                }, if grant.is_some() => {
+                    grant = None;
+                    match permit {
+                        Ok(p) => self.held.absorb(p),
+                        // The pool is never closed; fail safe if it were.
+                        Err(_) => {
+                            self.fail(ErrorId::ACK_INTERNAL_ERROR);
+                            return;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(blocked_since + wait_timeout), if grant.is_some() => {
+                    // Memory stayed exhausted: give up, retriably, and free what we hold.
+                    self.fail(ErrorId::ACK_INTERNAL_ERROR);
+                    return;
+                }
+                frame = body.frame(), if !body_done && !backlogged && grant.is_none() => {
                     match frame {
                         Some(Ok(f)) => {
                             if let Ok(data) = f.into_data() {
-                                last_data = Instant::now();
-                                if let Err(Fail(id)) = self.on_data(data) {
-                                    self.fail(id);
-                                    return;
-                                }
-                                if self.superseded {
-                                    // Stop reading: what follows belongs to the successor.
-                                    body_done = true;
-                                }
+                                // Processed at the top of the loop once its bytes are held.
+                                next = Some(data);
                             }
                         }
                         Some(Err(_)) => {
@@ -614,6 +688,8 @@ impl Ingest {
             return Err(Fail(E::INVALID_MKV_DATA));
         }
         let chunk = self.buf.split_to(cut).freeze();
+        // The fragment's bytes leave the buffer: charged on their own until persisted.
+        let charge = self.held.split(chunk.len() as u64);
         let skip = usize::try_from(self.frag_start.saturating_sub(self.base)).unwrap_or(0);
         let data = chunk.slice(skip.min(chunk.len())..);
         self.base = end;
@@ -757,6 +833,8 @@ impl Ingest {
                 d.flush_pending();
                 d.cache_evict(cache_limit);
                 drop(d);
+                // Persisted (or failed): what stays in memory is the stream's bounded cache.
+                drop(charge);
                 stream.notify(seq);
                 let _ = ptx.send(PersistedAck {
                     result,

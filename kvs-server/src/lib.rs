@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod conn;
 mod control;
 mod creds;
@@ -124,6 +125,8 @@ pub enum TlsMode {
 pub const MIN_HEADER_BYTES: usize = 2048;
 /// Smallest accepted [`Limits::max_headers`].
 pub const MIN_HEADERS: usize = 16;
+/// Smallest accepted [`Limits::max_ingest_bytes`] (a few read windows of a PutMedia body).
+pub const MIN_INGEST_BYTES: u64 = 1024 * 1024;
 
 /// Tunable limits and timings (the defaults follow the service).
 #[derive(Debug, Clone)]
@@ -191,6 +194,14 @@ pub struct Limits {
     /// How long the whole body of a JSON API call (at most `MAX_REQUEST_BODY` bytes) may take
     /// to arrive; `408 RequestTimeoutException` and close after it.
     pub body_read_timeout: Duration,
+    /// PutMedia: most bytes all connections together may hold in memory (received bytes not
+    /// yet cut into a fragment, and fragments not yet persisted). A connection that would go
+    /// beyond it stops reading its socket until bytes are freed (TCP backpressure); one whose
+    /// current fragment could never fit gets ERROR ACK 4001.
+    pub max_ingest_bytes: u64,
+    /// PutMedia: how long a connection may wait for bytes of [`Limits::max_ingest_bytes`]
+    /// before it gets ERROR ACK 5000 (retriable) and is closed.
+    pub ingest_wait_timeout: Duration,
 }
 
 impl Limits {
@@ -227,7 +238,14 @@ impl Limits {
                 self.max_headers
             )));
         }
+        if self.max_ingest_bytes < MIN_INGEST_BYTES {
+            return Err(ServerError::Config(format!(
+                "max_ingest_bytes {} is below the minimum of {MIN_INGEST_BYTES} bytes; give it at least twice max_fragment_bytes ({}) so that a largest fragment fits",
+                self.max_ingest_bytes, self.max_fragment_bytes
+            )));
+        }
         let timeouts = [
+            ("ingest_wait_timeout", self.ingest_wait_timeout),
             ("keep_alive_timeout", self.keep_alive_timeout),
             ("header_read_timeout", self.header_read_timeout),
             ("tls_handshake_timeout", self.tls_handshake_timeout),
@@ -274,6 +292,8 @@ impl Default for Limits {
             max_headers: 100,
             tls_handshake_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            max_ingest_bytes: 1024 * 1024 * 1024,
+            ingest_wait_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -423,6 +443,21 @@ pub struct Server {
     region: String,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    ingest_budget: budget::Budget,
+}
+
+/// A snapshot of the server's memory accounting ([`Server::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Bytes PutMedia connections hold now against [`Limits::max_ingest_bytes`].
+    pub ingest_bytes: u64,
+    /// The most bytes they ever held at once (never above `ingest_budget_bytes`).
+    pub ingest_peak_bytes: u64,
+    /// The budget: [`Limits::max_ingest_bytes`].
+    pub ingest_budget_bytes: u64,
+    /// PutMedia connections not reading their body now because the budget is exhausted.
+    pub ingest_waiting: u64,
 }
 
 impl Server {
@@ -472,6 +507,7 @@ impl Server {
         });
         let ca_cert = tls.as_ref().and_then(|t| t.1.clone());
         let ctx = Arc::new(prepared.into_ctx(config.clone(), scheme));
+        let ingest_budget = ctx.ingest_budget.clone();
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(http_service::serve(ctx, listener, tls.map(|t| t.0), rx));
         Ok(Server {
@@ -484,6 +520,7 @@ impl Server {
             region: config.region,
             shutdown,
             task,
+            ingest_budget,
         })
     }
 
@@ -500,6 +537,16 @@ impl Server {
     /// A key pair the server accepts.
     pub fn credentials(&self) -> &DevCredentials {
         &self.credentials
+    }
+
+    /// The memory accounting of PutMedia ingest, now.
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            ingest_bytes: self.ingest_budget.used(),
+            ingest_peak_bytes: self.ingest_budget.peak(),
+            ingest_budget_bytes: self.ingest_budget.max(),
+            ingest_waiting: self.ingest_budget.waiting(),
+        }
     }
 
     /// The region.

@@ -879,3 +879,257 @@ async fn stalled_tls_handshakes_are_cut() {
     }
     server.shutdown().await;
 }
+
+/// Limits with a global ingest budget of `budget` bytes, 1 MiB fragments, and a wait for budget
+/// bytes of `wait` before a connection gets ERROR 5000.
+fn budget_limits(budget: u64, wait: Duration) -> kvs_server::Limits {
+    kvs_server::Limits {
+        max_ingest_bytes: budget,
+        ingest_wait_timeout: wait,
+        idle_timeout: Duration::from_secs(10),
+        ..hostile_limits()
+    }
+}
+
+/// GetMedia EARLIEST of stream `name`, decoded.
+async fn read_back(ep: &Endpoint, name: &str) -> Decoded {
+    let request = kvs_core::api::GetMediaRequest {
+        stream_name: Some(name.into()),
+        stream_arn: None,
+        start_selector: kvs_core::api::StartSelector::new(
+            kvs_core::api::StartSelectorType::Earliest,
+        ),
+    };
+    let response = call_raw(ep, &request).await;
+    assert_eq!(response.status(), 200);
+    decode(response.body())
+}
+
+/// Polls `server.stats()` until `pred` holds (panics after 30 s: the state never came).
+async fn stats_until(
+    server: &kvs_server::Server,
+    what: &str,
+    pred: impl Fn(&kvs_server::ServerStats) -> bool,
+) -> kvs_server::ServerStats {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = server.stats();
+        assert!(
+            stats.ingest_bytes <= stats.ingest_budget_bytes,
+            "accounted bytes above the budget: {stats:?}"
+        );
+        if pred(&stats) {
+            return stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {what}: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One producer under a tight budget: streams `count` fragments of `frames` × `payload` bytes to
+/// `name`, and like the SDK reconnects and resends from the first fragment not PERSISTED when
+/// the server gives up with a retriable ERROR. Returns (fragment number, its frames) of every
+/// PERSISTED fragment, and how many connections it took.
+async fn budgeted_producer(
+    ep: Endpoint,
+    name: String,
+    count: usize,
+    frames: usize,
+    payload: usize,
+) -> (Vec<(String, Vec<kvs_core::mkv::Frame>)>, usize) {
+    let mut producer = Producer::new(now_ms() - 60_000, false);
+    let header = producer.header();
+    let mut fragments = Vec::new();
+    for k in 0..count {
+        let bytes = producer.fragment(frames, payload);
+        let tc = decode(&[header.as_ref(), bytes.as_ref()].concat()).fragments[0]
+            .0
+            .cluster_timecode
+            .unwrap();
+        let sent = producer.sent_frames[k * frames..(k + 1) * frames].to_vec();
+        fragments.push((bytes, tc, sent));
+    }
+    let mut persisted = Vec::new();
+    let mut next = 0;
+    let mut connections = 0;
+    while next < count {
+        connections += 1;
+        assert!(
+            connections <= 40,
+            "{name}: no progress after 40 connections"
+        );
+        let mut pm = PutMedia::open(&ep, &absolute(&name)).await;
+        assert_eq!(pm.status, 200, "{}", pm.head);
+        let mut ok = pm.send(&header).await;
+        for (bytes, _, _) in &fragments[next..] {
+            ok = ok && pm.send(bytes).await;
+        }
+        if ok {
+            pm.finish().await;
+        }
+        let acks = pm.acks_until(|a| a.event_type == AckEventType::Error).await;
+        for a in &acks {
+            match a.event_type {
+                AckEventType::Persisted => {
+                    let (_, tc, sent) = &fragments[next];
+                    assert_eq!(a.fragment_timecode, Some(*tc), "{name}: {acks:?}");
+                    let number = a.fragment_number.clone().unwrap().as_str().to_owned();
+                    persisted.push((number, sent.clone()));
+                    next += 1;
+                }
+                AckEventType::Error => {
+                    // Only the budget's retriable give-up is expected here.
+                    assert_eq!(a.error_id, Some(ErrorId::ACK_INTERNAL_ERROR), "{acks:?}");
+                }
+                _ => {}
+            }
+        }
+    }
+    (persisted, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_producers_share_a_small_ingest_budget() {
+    // 12 producers of ~320 KB fragments against 3 MiB: far more than fits at once.
+    let budget = 3 * 1024 * 1024;
+    let (server, _dir) = start(budget_limits(budget, Duration::from_secs(3))).await;
+    let ep = Endpoint::of(&server);
+    let names: Vec<String> = (0..12).map(|i| format!("budget-{i}")).collect();
+    for name in &names {
+        create_stream(&ep, name, 1).await;
+    }
+    let tasks: Vec<_> = names
+        .iter()
+        .map(|name| tokio::spawn(budgeted_producer(ep.clone(), name.clone(), 4, 8, 40_000)))
+        .collect();
+    let mut results = Vec::new();
+    for (name, task) in names.iter().zip(tasks) {
+        let (persisted, connections) = task.await.unwrap();
+        results.push((name.clone(), persisted, connections));
+        let stats = server.stats();
+        assert!(stats.ingest_bytes <= budget, "{stats:?}");
+    }
+    // Every byte charged is given back once the connections are gone.
+    let stats = stats_until(&server, "released", |s| s.ingest_bytes == 0).await;
+    assert!(stats.ingest_peak_bytes <= budget, "{stats:?}");
+    assert!(stats.ingest_peak_bytes > 0, "{stats:?}");
+    // Every PERSISTED fragment reads back, frame for frame.
+    for (name, persisted, _) in &results {
+        assert_eq!(persisted.len(), 4, "{name}");
+        let decoded = read_back(&ep, name).await;
+        for (number, sent) in persisted {
+            let (_, got) = decoded
+                .fragments
+                .iter()
+                .find(|(s, _)| s.metadata.fragment_number.as_deref() == Some(number.as_str()))
+                .unwrap_or_else(|| panic!("{name}: PERSISTED {number} not readable"));
+            assert_eq!(got.len(), sent.len(), "{name} {number}");
+            for (g, s) in got.iter().zip(sent) {
+                assert_eq!((g.timestamp_ns, &g.data), (s.timestamp_ns, &s.data));
+            }
+        }
+    }
+    let connections: usize = results.iter().map(|r| r.2).sum();
+    println!(
+        "12 producers × 4 fragments under {budget} bytes: {connections} connections, peak {} bytes",
+        stats.ingest_peak_bytes
+    );
+    // The server still serves.
+    good_producer_round_trip(&ep, "after-budget", 2).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_stalled_by_the_budget_resumes_when_bytes_are_freed() {
+    // 1.5 MiB: a held ~900 KB fragment leaves too little for a second one.
+    let budget = 3 * 512 * 1024;
+    let mut limits = budget_limits(budget, Duration::from_secs(600));
+    // The hog stays silent while the other producer is stalled.
+    limits.idle_timeout = Duration::from_secs(600);
+    let (server, _dir) = start(limits).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "hog", 1).await;
+    create_stream(&ep, "stalled", 1).await;
+    // The hog sends a whole fragment but its end-of-fragment tags: the server holds it all.
+    let mut hog = Producer::new(now_ms() - 60_000, false);
+    let hog_fragment = hog.fragment(10, 90_000);
+    let (body, tail) = hog_fragment.split_at(hog_fragment.len() - 84);
+    let mut a = PutMedia::open(&ep, &absolute("hog")).await;
+    assert!(a.send(&hog.header()).await);
+    assert!(a.send(body).await);
+    stats_until(&server, "holding the hog's fragment", |s| {
+        s.ingest_bytes >= body.len() as u64
+    })
+    .await;
+    // A second producer cannot get the bytes for its fragment: it stops being read.
+    let mut other = Producer::new(now_ms() - 60_000, false);
+    let mut b = PutMedia::open(&ep, &absolute("stalled")).await;
+    assert!(b.send(&other.header()).await);
+    let other_fragment = other.fragment(10, 90_000);
+    let sender = tokio::spawn(async move {
+        assert!(b.send(&other_fragment).await);
+        b
+    });
+    stats_until(&server, "stalling the second producer", |s| {
+        s.ingest_waiting >= 1
+    })
+    .await;
+    // The hog completes its fragment: once persisted its bytes go back, and the stalled
+    // producer goes on.
+    assert!(a.send(tail).await);
+    let acks = a
+        .acks_until(|x| matches!(x.event_type, AckEventType::Persisted | AckEventType::Error))
+        .await;
+    assert_eq!(
+        acks.last().unwrap().event_type,
+        AckEventType::Persisted,
+        "{acks:?}"
+    );
+    let mut b = sender.await.unwrap();
+    let acks = b
+        .acks_until(|x| matches!(x.event_type, AckEventType::Persisted | AckEventType::Error))
+        .await;
+    assert_eq!(
+        acks.last().unwrap().event_type,
+        AckEventType::Persisted,
+        "{acks:?}"
+    );
+    let number = acks.last().unwrap().fragment_number.clone().unwrap();
+    a.finish().await;
+    b.finish().await;
+    stats_until(&server, "released", |s| {
+        s.ingest_bytes == 0 && s.ingest_waiting == 0
+    })
+    .await;
+    let decoded = read_back(&ep, "stalled").await;
+    assert_eq!(decoded.fragments.len(), 1);
+    assert_eq!(
+        decoded.fragments[0].0.metadata.fragment_number.as_deref(),
+        Some(number.as_str())
+    );
+    assert_eq!(decoded.fragments[0].1.len(), other.sent_frames.len());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_larger_than_the_whole_budget_gets_error_4001() {
+    let mut limits = budget_limits(kvs_server::MIN_INGEST_BYTES, Duration::from_secs(600));
+    limits.max_fragment_bytes = 8 * 1024 * 1024;
+    let (server, _dir) = start(limits).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "too-big", 1).await;
+    let mut producer = Producer::new(now_ms() - 60_000, false);
+    let pieces = vec![
+        producer.header().to_vec(),
+        producer.fragment(10, 200_000).to_vec(),
+    ];
+    let id = provoke(&ep, "too-big", &pieces).await;
+    assert_eq!(id, Some(ErrorId::FRAGMENT_SIZE_REACHED.code()));
+    stats_until(&server, "released", |s| s.ingest_bytes == 0).await;
+    // And a fragment that fits still goes through.
+    good_producer_round_trip(&ep, "fits", 2).await;
+    server.shutdown().await;
+}
