@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod clip;
 mod conn;
 mod control;
 mod creds;

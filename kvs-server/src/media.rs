@@ -47,7 +47,7 @@ fn next_entry(
 }
 
 /// A fragment's bytes: from the cache, else from its segment file.
-async fn fragment_bytes(stream: &Stream, f: &IndexFragment) -> Option<Bytes> {
+pub(crate) async fn fragment_bytes(stream: &Stream, f: &IndexFragment) -> Option<Bytes> {
     let loc = {
         let d = lock(&stream.data);
         if let Some(c) = d.cached(f.sequence) {
