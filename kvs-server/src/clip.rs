@@ -79,10 +79,8 @@ async fn decode(
     let mut frames = Vec::new();
     while let Some(event) = reader.poll_event() {
         match event.map_err(|e| invalid(&e))? {
-            Event::Track(t) => {
-                if !tracks.iter().any(|o| o.number == t.number) {
-                    tracks.push(*t);
-                }
+            Event::Track(t) if !tracks.iter().any(|o| o.number == t.number) => {
+                tracks.push(*t);
             }
             Event::Frame(fr) => frames.push(fr),
             _ => {}
