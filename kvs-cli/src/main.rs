@@ -1,5 +1,6 @@
 //! The `kvs` command: a toolkit for Amazon Kinesis Video Streams and its local twin.
 
+mod clip;
 mod common;
 mod demo;
 mod fragments;
@@ -45,6 +46,12 @@ enum Command {
     Get(get::Args),
     /// List fragments by time range (ListFragments).
     Fragments(fragments::Args),
+    /// Save a time range of a stream as an MP4 file (GetClip).
+    ///
+    /// The clip holds the fragments that start inside the range, whole, at most 200 fragments
+    /// or 100 MB from the start (as the service caps it). H.264/H.265 video with optional AAC
+    /// or G.711 audio.
+    Clip(clip::Args),
     /// Manage streams: create, list, describe, delete, update-retention, tag, tags, untag.
     Streams(streams::Args),
 }
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
         Command::Put(args) => put::run(&cli.global, &args),
         Command::Get(args) => get::run(&cli.global, &args),
         Command::Fragments(args) => fragments::run(&cli.global, &args),
+        Command::Clip(args) => clip::run(&cli.global, &args),
         Command::Streams(args) => streams::run(&cli.global, &args),
     };
     match result {

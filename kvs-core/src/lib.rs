@@ -11,6 +11,7 @@
 //! | [`ebml`] | EBML variable-length integers, element headers, typed readers and a writer |
 //! | [`mkv`] | the streaming MKV decoder and the KVS producer / GetMedia encoders |
 //! | [`media`] | codec-private helpers: Annex-B/AVCC, avcC, hvcC, SPS dimensions, AAC, G.711 |
+//! | [`mp4`] | the fragmented-MP4 writer GetClip serves (H.264/H.265, AAC, G.711) |
 //! | [`fragment`] | KVS fragment metadata: `AWS_KINESISVIDEO_*` tags, fragment numbers, timestamps |
 //! | [`index`] | the per-stream fragment timestamp index: range pages, seeks, retention, its record log |
 //! | [`api`] | the KVS HTTP API as typed operations, for clients and servers alike |
@@ -37,5 +38,6 @@ pub mod fragment;
 pub mod index;
 pub mod media;
 pub mod mkv;
+pub mod mp4;
 pub mod session;
 pub mod sigv4;

@@ -564,6 +564,7 @@ async fn dispatch(
         ApiRequest::GetMediaForFragmentList(r) => {
             crate::media::get_media_for_fragment_list(ctx, r, rid)?
         }
+        ApiRequest::GetClip(r) => crate::clip::get_clip(ctx, r, rid).await?,
         other => {
             return Err(ApiError::new(
                 ApiErrorKind::UnknownOperation,

@@ -23,6 +23,7 @@
 //! ```
 
 mod budget;
+mod clip;
 mod conn;
 mod control;
 mod creds;

@@ -48,7 +48,7 @@ fn next_entry(
 
 /// Why a fragment's bytes cannot be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadFail {
+pub(crate) enum ReadFail {
     /// Not in memory and not on disk (trimmed meanwhile, or unreadable file).
     NotFound,
     /// The stream's KmsKeyId names no key of the master key file.
@@ -60,7 +60,7 @@ enum ReadFail {
 
 impl ReadFail {
     /// The error tag (AWS_KINESISVIDEO_ERROR_CODE, _ERROR_ID) a media stream ends with.
-    fn tag(self, not_found: (&'static str, u64)) -> (&'static str, u64) {
+    pub(crate) fn tag(self, not_found: (&'static str, u64)) -> (&'static str, u64) {
         match self {
             ReadFail::NotFound => not_found,
             ReadFail::KmsKeyNotFound => ("KMS_KEY_NOT_FOUND", 4506),
@@ -71,7 +71,7 @@ impl ReadFail {
 
 /// A fragment's bytes: from the cache (clear, in memory), else its sealed record from its
 /// segment file, checked against the index entry and opened with the stream's data key.
-async fn fragment_bytes(
+pub(crate) async fn fragment_bytes(
     stream: &Stream,
     vault: &crate::keys::Vault,
     f: &IndexFragment,

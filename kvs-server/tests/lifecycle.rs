@@ -157,18 +157,22 @@ async fn unsupported_operations_answer_with_service_errors() {
     let (server, _dir) = start(fast_limits()).await;
     let ep = Endpoint::of(&server);
     create_stream(&ep, "x", 1).await;
-    let clip = GetClipRequest {
+    // GetImages is not served yet (GetClip is: see tests/clip.rs).
+    let images = GetImagesRequest {
         stream_name: Some("x".into()),
         stream_arn: None,
-        clip_fragment_selector: FragmentSelector {
-            fragment_selector_type: TimestampSelectorType::ServerTimestamp,
-            timestamp_range: TimestampRange {
-                start_timestamp: Timestamp::from_millis(1000),
-                end_timestamp: Timestamp::from_millis(2000),
-            },
-        },
+        image_selector_type: TimestampSelectorType::ServerTimestamp,
+        start_timestamp: Timestamp::from_millis(1000),
+        end_timestamp: Timestamp::from_millis(2000),
+        sampling_interval: None,
+        format: ImageFormat::Jpeg,
+        format_config: None,
+        width_pixels: None,
+        height_pixels: None,
+        max_results: None,
+        next_token: None,
     };
-    let r = call_raw(&ep, &clip).await;
+    let r = call_raw(&ep, &images).await;
     assert_eq!(r.status(), 404);
     assert!(
         r.headers()["x-amzn-errortype"]

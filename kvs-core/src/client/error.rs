@@ -147,6 +147,10 @@ pub(crate) fn auth_hint(error: &ApiError, key_id: &str, source: &str) -> String 
         ApiErrorKind::RequestExpired => {
             "; the request time is outside the allowed skew: fix the system clock".to_owned()
         }
+        // GetClip (and the media APIs) answer an empty time range with ResourceNotFound too.
+        ApiErrorKind::ResourceNotFound if error.message.starts_with("No fragments found") => {
+            "; choose a time range that holds fragments (`kvs fragments` lists them)".to_owned()
+        }
         ApiErrorKind::ResourceNotFound => {
             "; create the stream first (`kvs streams create NAME`, or `kvs put --create`)"
                 .to_owned()

@@ -1,11 +1,14 @@
-//! GetMedia and GetMediaForFragmentList as streams of decoded events.
+//! GetMedia and GetMediaForFragmentList as streams of decoded events, and GetClip's MP4 bytes.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::{Client, ClientError};
-use crate::api::{GetMediaForFragmentListRequest, GetMediaRequest, StartSelector};
+use crate::api::{
+    FragmentSelector, GetClipRequest, GetMediaForFragmentListRequest, GetMediaRequest,
+    StartSelector,
+};
 use crate::mkv::reader::{Event, MkvReader};
 use crate::session::consumer::{ConsumerEvent, CursorConfig, GetMediaCursor};
 
@@ -227,6 +230,26 @@ impl Client {
         };
         Ok(ByteStream {
             operation: "GetMediaForFragmentList",
+            response: self.open_media(&request).await?,
+        })
+    }
+
+    /// GetClip on stream `name`: the fragments whose start lies in the selector's range, as one
+    /// MP4 file (`video/mp4`), streamed chunk by chunk. The service caps a clip at 200 fragments
+    /// or 100 MB from the start of the range. Errors (no fragments in the range, retention 0,
+    /// unsupported codecs) come back as [`ClientError::Api`] before any byte.
+    pub async fn get_clip(
+        &self,
+        name: &str,
+        selector: FragmentSelector,
+    ) -> Result<ByteStream, ClientError> {
+        let request = GetClipRequest {
+            stream_name: Some(name.to_owned()),
+            stream_arn: None,
+            clip_fragment_selector: selector,
+        };
+        Ok(ByteStream {
+            operation: "GetClip",
             response: self.open_media(&request).await?,
         })
     }
