@@ -695,13 +695,13 @@ enum Item {
         len: usize,
     },
     /// A frame with a payload of its own (it spans two input chunks).
-    OwnedFrame(kvs_core::mkv::Frame),
+    OwnedFrame(Box<kvs_core::mkv::Frame>),
     /// The chunk the following [`Item::ChunkFrame`]s lie in.
     Chunk(Arc<Chunk>),
     /// The tracks in force from here on.
     Tracks(Arc<[TrackInfo]>),
     FragmentEnd(Box<FragmentSummary>),
-    Error(DecodeError),
+    Error(Box<DecodeError>),
 }
 
 /// Most warnings kept per reader.
@@ -750,7 +750,7 @@ fn decode_batch(
                             len,
                         });
                     }
-                    None => out.push_back(Item::OwnedFrame(frame)),
+                    None => out.push_back(Item::OwnedFrame(Box::new(frame))),
                 }
             }
             Ok(Event::FragmentEnd(s)) => out.push_back(Item::FragmentEnd(s)),
@@ -766,7 +766,7 @@ fn decode_batch(
                 }
             }
             Ok(_) => {}
-            Err(e) => out.push_back(Item::Error(e)),
+            Err(e) => out.push_back(Item::Error(Box::new(e))),
         }
     }
     n
@@ -849,8 +849,11 @@ pub struct MkvReader {
     ahead_allowed: bool,
     /// The chunk of the next [`Item::ChunkFrame`]s (the last [`Item::Chunk`] taken).
     frame_chunk: Option<Arc<Chunk>>,
-    /// The tracks of the next frames (the last [`Item::Tracks`] taken).
+    /// The tracks of the next frames.
     frame_tracks: Arc<[TrackInfo]>,
+    /// The last [`Item::Tracks`] taken, until the next item (the tracks may pass through
+    /// partial states while a Tracks element is read).
+    next_tracks: Option<Arc<[TrackInfo]>>,
     /// The last two frame objects iterating returned, for reuse once Python dropped them.
     recent: [Option<Py<Frame>>; 2],
     /// The slot of `recent` to try next (the older one).
@@ -890,6 +893,7 @@ impl MkvReader {
             ahead_allowed: read_ahead,
             frame_chunk: None,
             frame_tracks: Arc::from(Vec::new()),
+            next_tracks: None,
             recent: [None, None],
             recent_next: 0,
         };
@@ -1097,10 +1101,20 @@ impl MkvReader {
                     continue;
                 }
                 Some(Item::Tracks(tracks)) => {
-                    self.frame_tracks = tracks;
+                    self.next_tracks = Some(tracks);
                     continue;
                 }
-                Some(item) => return Ok(Some(item)),
+                Some(item) => {
+                    if let Some(tracks) = self.next_tracks.take()
+                        && *tracks != *self.frame_tracks
+                    {
+                        // Only a real change: a GetMedia stream repeats the same Tracks in
+                        // every fragment, and frames that share one tracks object can reuse
+                        // each other's `Frame` object.
+                        self.frame_tracks = tracks;
+                    }
+                    return Ok(Some(item));
+                }
                 None => {}
             }
             let events = if self.in_flight {
@@ -1156,7 +1170,7 @@ impl MkvReader {
                 };
                 Some(Frame::build(scalars, offset, len, payload, tracks))
             }
-            Item::OwnedFrame(frame) => Some(Frame::from_core(frame, tracks)),
+            Item::OwnedFrame(frame) => Some(Frame::from_core(*frame, tracks)),
             _ => None,
         }
     }
@@ -1208,7 +1222,7 @@ impl MkvReader {
                 Item::ChunkFrame { .. } | Item::OwnedFrame(_) => {
                     return self.yield_frame(py, item);
                 }
-                Item::Error(e) => self.on_error(py, e)?,
+                Item::Error(e) => self.on_error(py, *e)?,
                 _ => {}
             }
         }
@@ -1226,7 +1240,7 @@ impl MkvReader {
                         tracks: Arc::clone(&self.frame_tracks),
                     }));
                 }
-                Item::Error(e) => self.on_error(py, e)?,
+                Item::Error(e) => self.on_error(py, *e)?,
                 item => {
                     if let Some(f) = self.new_frame(py, item) {
                         self.fragment_frames.push(Py::new(py, f)?);
