@@ -1217,6 +1217,13 @@ impl MkvReader {
 
     /// The next frame.
     pub fn next_frame(&mut self, py: Python<'_>) -> PyResult<Option<Py<Frame>>> {
+        // Fast path: the next item is a frame in the current chunk, with the tracks in force.
+        if self.next_tracks.is_none()
+            && matches!(self.pending.front(), Some(Item::ChunkFrame { .. }))
+            && let Some(item) = self.pending.pop_front()
+        {
+            return self.yield_frame(py, item);
+        }
         while let Some(item) = self.next_item(py)? {
             match item {
                 Item::ChunkFrame { .. } | Item::OwnedFrame(_) => {
