@@ -854,7 +854,8 @@ pub struct MkvReader {
     /// The last [`Item::Tracks`] taken, until the next item (the tracks may pass through
     /// partial states while a Tracks element is read).
     next_tracks: Option<Arc<[TrackInfo]>>,
-    /// The last two frame objects iterating returned, for reuse once Python dropped them.
+    /// The last two frame objects iterating returned, for reuse once Python dropped them (they
+    /// keep their input chunk alive until they are replaced or the reader is dropped).
     recent: [Option<Py<Frame>>; 2],
     /// The slot of `recent` to try next (the older one).
     recent_next: usize,
