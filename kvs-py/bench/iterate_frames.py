@@ -10,7 +10,9 @@ Both loops use the same core reader (`kvs_core::mkv::reader::MkvReader`, fed `--
 time) and do the same counting. The runs alternate (Rust, Python, Rust, Python...) so that a
 change of machine load hits both; the ratio is the median of the per-round ratios. The Python
 reader decodes one batch ahead on a helper thread while Python consumes the current batch, so
-its CPU time (also printed) can exceed its wall time; the Rust loop is single-threaded.
+its CPU time (also printed) can exceed its wall time; the Rust loop is single-threaded. The
+loops here keep no frame, so the reader reuses each `Frame` object once the loop has dropped it.
+The machine's load changes these numbers a lot: print `uptime` next to them.
 """
 
 from __future__ import annotations

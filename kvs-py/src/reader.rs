@@ -13,6 +13,8 @@
 //! stays bounded, and the frames come out in order, exactly as without read-ahead.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, AtomicUsize};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -249,75 +251,156 @@ impl Track {
 
 /// One media frame. `data` is a zero-copy read-only `memoryview` of the input.
 ///
-/// A free list recycles the objects of frames that were dropped: iterating over a stream makes
-/// and drops one `Frame` per frame, and the free list spares the allocator each time.
+/// Iterating over a reader reuses a `Frame` object that Python has dropped (see
+/// [`MkvReader::yield_frame`]): its scalar fields are therefore atomics (plain loads and stores
+/// on the hot path, `Sync` as a frozen pyclass must be), while what keeps the payload alive (the
+/// input chunk) and the tracks never change for one object. A free list recycles the objects of
+/// frames that were dropped by everyone.
 #[pyclass(module = "kvs._kvs", frozen, freelist = 64)]
 pub struct Frame {
-    /// The core frame. When `owner` is set, its `data` may be empty (detached, see
-    /// [`Frame::detached`]): the payload is then `len` bytes of the owner's chunk.
-    frame: kvs_core::mkv::Frame,
-    /// The `bytes` chunk holding the payload, and the payload's offset in it.
-    owner: Option<(Arc<Chunk>, usize)>,
+    track: AtomicU64,
+    timestamp_ns: AtomicI64,
+    /// Valid when `flags` has [`HAS_DURATION`].
+    duration_ns: AtomicU64,
+    /// [`KEYFRAME`], [`INVISIBLE`], [`DISCARDABLE`], [`HAS_DURATION`].
+    flags: AtomicU8,
+    /// Offset of the payload in a [`Payload::Chunk`] (0 for an owned payload).
+    offset: AtomicUsize,
     /// Payload size in bytes.
-    len: usize,
+    len: AtomicUsize,
+    payload: Payload,
     tracks: Option<Arc<[TrackInfo]>>,
 }
 
+/// Where a [`Frame`]'s payload lies.
+enum Payload {
+    /// In a Python `bytes` object (an input chunk, or the bytes given to `Frame()`): `data` is a
+    /// view of it, which holds a reference to the `bytes`, never to the frame.
+    Chunk(Py<PyBytes>),
+    /// Owned by Rust (a frame spanning two input chunks, or one from the client).
+    Owned(Bytes),
+}
+
+const KEYFRAME: u8 = 1;
+const INVISIBLE: u8 = 2;
+const DISCARDABLE: u8 = 4;
+const HAS_DURATION: u8 = 8;
+
+/// The scalar fields of a core frame, packed as [`Frame`] stores them.
+#[derive(Debug, Clone, Copy)]
+struct Scalars {
+    track: u64,
+    timestamp_ns: i64,
+    duration_ns: u64,
+    flags: u8,
+}
+
+impl Scalars {
+    fn of(f: &kvs_core::mkv::Frame) -> Self {
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        Scalars {
+            track: f.track,
+            timestamp_ns: f.timestamp_ns,
+            duration_ns: f.duration_ns.unwrap_or(0),
+            flags: flag(f.keyframe, KEYFRAME)
+                | flag(f.invisible, INVISIBLE)
+                | flag(f.discardable, DISCARDABLE)
+                | flag(f.duration_ns.is_some(), HAS_DURATION),
+        }
+    }
+}
+
 impl Frame {
-    /// Wraps a core frame (payload owned by Rust: `data` copies it once into a `bytes`).
-    pub fn from_core(frame: kvs_core::mkv::Frame, tracks: Option<Arc<[TrackInfo]>>) -> Self {
+    fn build(
+        s: Scalars,
+        offset: usize,
+        len: usize,
+        payload: Payload,
+        tracks: Option<Arc<[TrackInfo]>>,
+    ) -> Self {
         Frame {
-            len: frame.data.len(),
-            frame,
-            owner: None,
+            track: AtomicU64::new(s.track),
+            timestamp_ns: AtomicI64::new(s.timestamp_ns),
+            duration_ns: AtomicU64::new(s.duration_ns),
+            flags: AtomicU8::new(s.flags),
+            offset: AtomicUsize::new(offset),
+            len: AtomicUsize::new(len),
+            payload,
             tracks,
         }
     }
 
-    /// A decoded frame whose payload lies in `owner`'s chunk at `offset`. The core frame's
-    /// `data` is dropped here, on the decoding thread: all frames of an input chunk share one
-    /// reference count, and the thread that drops frames (Python's) then never updates it while
-    /// the read-ahead thread makes new ones.
-    fn detached(
-        mut frame: kvs_core::mkv::Frame,
-        owner: (Arc<Chunk>, usize),
-        tracks: Arc<[TrackInfo]>,
-    ) -> Self {
+    /// Wraps a core frame (payload owned by Rust: `data` copies it once into a `bytes`).
+    pub fn from_core(frame: kvs_core::mkv::Frame, tracks: Option<Arc<[TrackInfo]>>) -> Self {
         let len = frame.data.len();
-        frame.data = Bytes::new();
-        Frame {
-            frame,
-            owner: Some(owner),
+        Frame::build(
+            Scalars::of(&frame),
+            0,
             len,
-            tracks: Some(tracks),
-        }
+            Payload::Owned(frame.data),
+            tracks,
+        )
+    }
+
+    /// Overwrites the scalar fields (the payload object stays): only for an object nobody but
+    /// the reader can see.
+    fn overwrite(&self, s: Scalars, offset: usize, len: usize) {
+        self.track.store(s.track, Relaxed);
+        self.timestamp_ns.store(s.timestamp_ns, Relaxed);
+        self.duration_ns.store(s.duration_ns, Relaxed);
+        self.flags.store(s.flags, Relaxed);
+        self.offset.store(offset, Relaxed);
+        self.len.store(len, Relaxed);
+    }
+
+    fn flag(&self, bit: u8) -> bool {
+        self.flags.load(Relaxed) & bit != 0
+    }
+
+    /// The payload's place in a chunk: (offset, end).
+    fn range(&self) -> (usize, usize) {
+        let off = self.offset.load(Relaxed);
+        (off, off.saturating_add(self.len.load(Relaxed)))
     }
 
     /// The payload's bytes (no copy).
     fn payload<'a>(&'a self, py: Python<'a>) -> &'a [u8] {
-        match &self.owner {
-            Some((chunk, off)) if self.frame.data.len() != self.len => chunk
-                .obj
-                .bind(py)
-                .as_bytes()
-                .get(*off..off.saturating_add(self.len))
-                .unwrap_or_default(),
-            _ => &self.frame.data,
+        match &self.payload {
+            Payload::Chunk(obj) => {
+                let (off, end) = self.range();
+                obj.bind(py).as_bytes().get(off..end).unwrap_or_default()
+            }
+            Payload::Owned(data) => data,
         }
     }
 
-    /// The core frame with its payload (a zero-copy slice of the chunk when detached), for the
-    /// writer and the producer.
+    /// The core frame with its payload (a zero-copy slice of the chunk), for the writer and the
+    /// producer.
     pub fn core_frame(&self, py: Python<'_>) -> kvs_core::mkv::Frame {
-        let mut frame = self.frame.clone();
-        if let Some((chunk, off)) = &self.owner
-            && frame.data.len() != self.len
-        {
-            let all = bytes_of(chunk.obj.bind(py));
-            let end = off.saturating_add(self.len).min(all.len());
-            frame.data = all.slice((*off).min(end)..end);
-        }
+        let data = match &self.payload {
+            Payload::Chunk(obj) => {
+                let all = bytes_of(obj.bind(py));
+                let (off, end) = self.range();
+                let end = end.min(all.len());
+                all.slice(off.min(end)..end)
+            }
+            Payload::Owned(data) => data.clone(),
+        };
+        let mut frame = kvs_core::mkv::Frame::new(
+            self.track.load(Relaxed),
+            self.timestamp_ns.load(Relaxed),
+            self.flag(KEYFRAME),
+            data,
+        );
+        frame.duration_ns = self.duration();
+        frame.invisible = self.flag(INVISIBLE);
+        frame.discardable = self.flag(DISCARDABLE);
         frame
+    }
+
+    fn duration(&self) -> Option<u64> {
+        self.flag(HAS_DURATION)
+            .then(|| self.duration_ns.load(Relaxed))
     }
 }
 
@@ -334,93 +417,90 @@ impl Frame {
         duration_ns: Option<u64>,
     ) -> PyResult<Self> {
         let obj = as_pybytes(data)?;
-        let base = obj.as_bytes().as_ptr() as usize;
         let len = obj.as_bytes().len();
-        let payload = bytes_of(&obj);
-        let mut frame = kvs_core::mkv::Frame::new(track, timestamp_ns, keyframe, payload);
+        let mut frame = kvs_core::mkv::Frame::new(track, timestamp_ns, keyframe, Bytes::new());
         frame.duration_ns = duration_ns;
-        let chunk = Chunk {
-            obj: Arc::new(obj.unbind()),
-            base,
+        Ok(Frame::build(
+            Scalars::of(&frame),
+            0,
             len,
-            end: len as u64,
-        };
-        Ok(Frame {
-            frame,
-            owner: Some((Arc::new(chunk), 0)),
-            len,
-            tracks: None,
-        })
+            Payload::Chunk(obj.unbind()),
+            None,
+        ))
     }
 
     /// Track number.
     #[getter]
     fn track(&self) -> u64 {
-        self.frame.track
+        self.track.load(Relaxed)
     }
     /// Presentation timestamp in nanoseconds (epoch-based in absolute-timecode streams).
     #[getter]
     fn timestamp_ns(&self) -> i64 {
-        self.frame.timestamp_ns
+        self.timestamp_ns.load(Relaxed)
     }
     /// Presentation timestamp as an aware UTC `datetime` (microsecond precision).
     #[getter]
     fn timestamp(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        datetime_from_ns(py, self.frame.timestamp_ns)
+        datetime_from_ns(py, self.timestamp_ns.load(Relaxed))
     }
     /// Duration in nanoseconds, when known.
     #[getter]
     fn duration_ns(&self) -> Option<u64> {
-        self.frame.duration_ns
+        self.duration()
     }
     /// Key frame flag.
     #[getter]
     fn keyframe(&self) -> bool {
-        self.frame.keyframe
+        self.flag(KEYFRAME)
     }
     /// Invisible flag.
     #[getter]
     fn invisible(&self) -> bool {
-        self.frame.invisible
+        self.flag(INVISIBLE)
     }
     /// Discardable flag.
     #[getter]
     fn discardable(&self) -> bool {
-        self.frame.discardable
+        self.flag(DISCARDABLE)
     }
     /// Payload size in bytes.
     #[getter]
     fn size(&self) -> usize {
-        self.len
+        self.len.load(Relaxed)
     }
     /// The payload as a read-only `memoryview` (no copy when the frame lies inside one input
-    /// chunk).
+    /// chunk). The view refers to the input chunk, not to the frame.
     #[getter]
     fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let len = self.len;
-        match &self.owner {
-            Some((chunk, off)) => {
-                let view = PyMemoryView::from(chunk.obj.bind(py).as_any())?;
-                if *off == 0 && len == chunk.len {
+        match &self.payload {
+            Payload::Chunk(obj) => {
+                let (off, end) = self.range();
+                let obj = obj.bind(py);
+                let view = PyMemoryView::from(obj.as_any())?;
+                if off == 0 && end == obj.as_bytes().len() {
                     return Ok(view.into_any());
                 }
-                let slice = PySlice::new(py, *off as isize, (*off + len) as isize, 1);
+                let slice = PySlice::new(py, off as isize, end as isize, 1);
                 view.get_item(slice)
             }
-            None => Ok(PyMemoryView::from(PyBytes::new(py, &self.frame.data).as_any())?.into_any()),
+            Payload::Owned(data) => {
+                Ok(PyMemoryView::from(PyBytes::new(py, data).as_any())?.into_any())
+            }
         }
     }
     /// The track this frame belongs to, when the reader has seen its TrackEntry.
     #[getter]
     fn track_info(&self) -> Option<Track> {
         let tracks = self.tracks.as_ref()?;
+        let number = self.track.load(Relaxed);
         tracks
             .iter()
-            .find(|t| t.number == self.frame.track)
+            .find(|t| t.number == number)
             .map(|t| Track { info: t.clone() })
     }
     fn __len__(&self) -> usize {
-        self.len
+        self.len.load(Relaxed)
     }
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.payload(py))
@@ -428,10 +508,10 @@ impl Frame {
     fn __repr__(&self) -> String {
         format!(
             "Frame(track={}, timestamp_ns={}, keyframe={}, size={})",
-            self.frame.track,
-            self.frame.timestamp_ns,
-            if self.frame.keyframe { "True" } else { "False" },
-            self.len
+            self.track.load(Relaxed),
+            self.timestamp_ns.load(Relaxed),
+            if self.flag(KEYFRAME) { "True" } else { "False" },
+            self.len.load(Relaxed)
         )
     }
 }
@@ -607,16 +687,33 @@ enum Source {
 
 /// What a batch of decoding produced.
 enum Item {
-    Frame(Frame),
+    /// A frame whose payload is `len` bytes at `offset` in the current chunk (the last
+    /// [`Item::Chunk`] before it); its core `data` was dropped on the decoding thread.
+    ChunkFrame {
+        scalars: Scalars,
+        offset: usize,
+        len: usize,
+    },
+    /// A frame with a payload of its own (it spans two input chunks).
+    OwnedFrame(Box<kvs_core::mkv::Frame>),
+    /// The chunk the following [`Item::ChunkFrame`]s lie in.
+    Chunk(Arc<Chunk>),
+    /// The tracks in force from here on.
+    Tracks(Arc<[TrackInfo]>),
     FragmentEnd(Box<FragmentSummary>),
-    Error(DecodeError),
+    Error(Box<DecodeError>),
 }
 
 /// Most warnings kept per reader.
 const MAX_WARNINGS: usize = 1000;
 
 /// Decodes up to `max` events of `reader` into `out`; returns how many events it polled.
-/// Frames get the chunk that holds their payload (for zero-copy `data`) and the tracks in force.
+///
+/// A frame lying inside an input chunk is sent as its scalars and place; an [`Item::Chunk`]
+/// (with a reference count private to this batch, so that the decoding thread and the Python
+/// thread never update the same one) precedes the first frame of each chunk in the batch. The
+/// core frame's `data` is dropped here, on the decoding thread. An [`Item::Tracks`] precedes the
+/// first frame after the tracks changed.
 fn decode_batch(
     max: usize,
     reader: &mut CoreReader,
@@ -625,10 +722,7 @@ fn decode_batch(
     warnings: &mut Vec<String>,
     out: &mut VecDeque<Item>,
 ) -> usize {
-    // Reference counts private to this batch (see `Chunk`): the frames of the previous batch,
-    // dropped by Python meanwhile, hold other ones.
-    let chunks: Vec<Arc<Chunk>> = chunks.iter().map(|c| Arc::new(Chunk::clone(c))).collect();
-    let mut batch_tracks: Arc<[TrackInfo]> = Arc::from(tracks.to_vec());
+    let mut current: Option<usize> = None;
     let mut n = 0;
     while n < max {
         let Some(event) = reader.poll_event() else {
@@ -639,22 +733,31 @@ fn decode_batch(
             Ok(Event::Frame(frame)) => {
                 let p = frame.data.as_ptr() as usize;
                 let len = frame.data.len();
-                let owner = chunks
-                    .iter()
-                    .rev()
-                    .find(|c| p >= c.base && p + len <= c.base + c.len)
-                    .map(|c| (Arc::clone(c), p - c.base));
-                let tracks = Arc::clone(&batch_tracks);
-                out.push_back(Item::Frame(match owner {
-                    Some(owner) => Frame::detached(frame, owner, tracks),
-                    None => Frame::from_core(frame, Some(tracks)),
-                }));
+                let inside = |c: &Chunk| p >= c.base && p + len <= c.base + c.len;
+                let found = match current.and_then(|i| chunks.get(i).map(|c| (i, c))) {
+                    Some((i, c)) if inside(c) => Some((i, c)),
+                    _ => chunks.iter().enumerate().rev().find(|(_, c)| inside(c)),
+                };
+                match found {
+                    Some((i, c)) => {
+                        if current != Some(i) {
+                            current = Some(i);
+                            out.push_back(Item::Chunk(Arc::new(Chunk::clone(c))));
+                        }
+                        out.push_back(Item::ChunkFrame {
+                            scalars: Scalars::of(&frame),
+                            offset: p - c.base,
+                            len,
+                        });
+                    }
+                    None => out.push_back(Item::OwnedFrame(Box::new(frame))),
+                }
             }
             Ok(Event::FragmentEnd(s)) => out.push_back(Item::FragmentEnd(s)),
             Ok(Event::Track(_)) => {
                 if reader.tracks() != &tracks[..] {
                     *tracks = Arc::from(reader.tracks().to_vec());
-                    batch_tracks = Arc::from(reader.tracks().to_vec());
+                    out.push_back(Item::Tracks(Arc::from(reader.tracks().to_vec())));
                 }
             }
             Ok(Event::Warning(w)) => {
@@ -663,7 +766,7 @@ fn decode_batch(
                 }
             }
             Ok(_) => {}
-            Err(e) => out.push_back(Item::Error(e)),
+            Err(e) => out.push_back(Item::Error(Box::new(e))),
         }
     }
     n
@@ -744,6 +847,18 @@ pub struct MkvReader {
     in_flight: bool,
     /// Whether read-ahead may be used (false after the thread could not be started).
     ahead_allowed: bool,
+    /// The chunk of the next [`Item::ChunkFrame`]s (the last [`Item::Chunk`] taken).
+    frame_chunk: Option<Arc<Chunk>>,
+    /// The tracks of the next frames.
+    frame_tracks: Arc<[TrackInfo]>,
+    /// The last [`Item::Tracks`] taken, until the next item (the tracks may pass through
+    /// partial states while a Tracks element is read).
+    next_tracks: Option<Arc<[TrackInfo]>>,
+    /// The last two frame objects iterating returned, for reuse once Python dropped them (they
+    /// keep their input chunk alive until they are replaced or the reader is dropped).
+    recent: [Option<Py<Frame>>; 2],
+    /// The slot of `recent` to try next (the older one).
+    recent_next: usize,
 }
 
 impl MkvReader {
@@ -777,6 +892,11 @@ impl MkvReader {
             ahead: None,
             in_flight: false,
             ahead_allowed: read_ahead,
+            frame_chunk: None,
+            frame_tracks: Arc::from(Vec::new()),
+            next_tracks: None,
+            recent: [None, None],
+            recent_next: 0,
         };
         let Some(src) = source else {
             return Ok(me);
@@ -976,8 +1096,27 @@ impl MkvReader {
     /// The next decoded item; `None` at the end of the input (or, when fed, of what was fed).
     fn next_item(&mut self, py: Python<'_>) -> PyResult<Option<Item>> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
-                return Ok(Some(item));
+            match self.pending.pop_front() {
+                Some(Item::Chunk(chunk)) => {
+                    self.frame_chunk = Some(chunk);
+                    continue;
+                }
+                Some(Item::Tracks(tracks)) => {
+                    self.next_tracks = Some(tracks);
+                    continue;
+                }
+                Some(item) => {
+                    if let Some(tracks) = self.next_tracks.take()
+                        && *tracks != *self.frame_tracks
+                    {
+                        // Only a real change: a GetMedia stream repeats the same Tracks in
+                        // every fragment, and frames that share one tracks object can reuse
+                        // each other's `Frame` object.
+                        self.frame_tracks = tracks;
+                    }
+                    return Ok(Some(item));
+                }
+                None => {}
             }
             let events = if self.in_flight {
                 self.settle(py)?
@@ -1016,13 +1155,83 @@ impl MkvReader {
         Ok(())
     }
 
+    /// A new `Frame` for a decoded frame item.
+    fn new_frame(&self, py: Python<'_>, item: Item) -> Option<Frame> {
+        let tracks = Some(Arc::clone(&self.frame_tracks));
+        match item {
+            Item::ChunkFrame {
+                scalars,
+                offset,
+                len,
+            } => {
+                let payload = match &self.frame_chunk {
+                    Some(chunk) => Payload::Chunk(chunk.obj.clone_ref(py)),
+                    // Unreachable: every batch sends the chunk before its first frame.
+                    None => Payload::Owned(Bytes::new()),
+                };
+                Some(Frame::build(scalars, offset, len, payload, tracks))
+            }
+            Item::OwnedFrame(frame) => Some(Frame::from_core(*frame, tracks)),
+            _ => None,
+        }
+    }
+
+    /// The object for the next frame: the older of the last two frame objects returned when
+    /// only the reader holds it any more (Python dropped it: nothing can observe the change)
+    /// and it lies in the same chunk with the same tracks, its fields overwritten; a new
+    /// object otherwise. A `for` loop holds the previous frame while it asks for the next one,
+    /// hence two objects. A `memoryview` of an earlier frame's `data` refers to the chunk, not
+    /// to the frame, so it keeps its bytes.
+    // `get_refcnt` is deprecated for `ffi::Py_REFCNT`, which needs `unsafe` (forbidden here).
+    #[allow(deprecated)]
+    fn yield_frame(&mut self, py: Python<'_>, item: Item) -> PyResult<Option<Py<Frame>>> {
+        let slot = self.recent_next & 1;
+        self.recent_next = slot ^ 1;
+        if let Item::ChunkFrame {
+            scalars,
+            offset,
+            len,
+        } = &item
+            && let (Some(old), Some(chunk)) = (&self.recent[slot], &self.frame_chunk)
+            && old.get_refcnt(py) == 1
+        {
+            let f = old.get();
+            if let Payload::Chunk(obj) = &f.payload
+                && obj.as_ptr() == chunk.obj.as_ptr()
+                && f.tracks
+                    .as_ref()
+                    .is_some_and(|t| Arc::ptr_eq(t, &self.frame_tracks))
+            {
+                f.overwrite(*scalars, *offset, *len);
+                return Ok(Some(old.clone_ref(py)));
+            }
+        }
+        let Some(frame) = self.new_frame(py, item) else {
+            return Ok(None);
+        };
+        let obj = Py::new(py, frame)?;
+        if matches!(obj.get().payload, Payload::Chunk(_)) {
+            self.recent[slot] = Some(obj.clone_ref(py));
+        }
+        Ok(Some(obj))
+    }
+
     /// The next frame.
-    pub fn next_frame(&mut self, py: Python<'_>) -> PyResult<Option<Frame>> {
+    pub fn next_frame(&mut self, py: Python<'_>) -> PyResult<Option<Py<Frame>>> {
+        // Fast path: the next item is a frame in the current chunk, with the tracks in force.
+        if self.next_tracks.is_none()
+            && matches!(self.pending.front(), Some(Item::ChunkFrame { .. }))
+            && let Some(item) = self.pending.pop_front()
+        {
+            return self.yield_frame(py, item);
+        }
         while let Some(item) = self.next_item(py)? {
             match item {
-                Item::Frame(f) => return Ok(Some(f)),
-                Item::FragmentEnd(_) => {}
-                Item::Error(e) => self.on_error(py, e)?,
+                Item::ChunkFrame { .. } | Item::OwnedFrame(_) => {
+                    return self.yield_frame(py, item);
+                }
+                Item::Error(e) => self.on_error(py, *e)?,
+                _ => {}
             }
         }
         Ok(None)
@@ -1032,15 +1241,19 @@ impl MkvReader {
     pub fn next_fragment(&mut self, py: Python<'_>) -> PyResult<Option<Fragment>> {
         while let Some(item) = self.next_item(py)? {
             match item {
-                Item::Frame(f) => self.fragment_frames.push(Py::new(py, f)?),
                 Item::FragmentEnd(summary) => {
                     return Ok(Some(Fragment {
                         summary: *summary,
                         frames: std::mem::take(&mut self.fragment_frames),
-                        tracks: Arc::clone(&self.tracks),
+                        tracks: Arc::clone(&self.frame_tracks),
                     }));
                 }
-                Item::Error(e) => self.on_error(py, e)?,
+                Item::Error(e) => self.on_error(py, *e)?,
+                item => {
+                    if let Some(f) = self.new_frame(py, item) {
+                        self.fragment_frames.push(Py::new(py, f)?);
+                    }
+                }
             }
         }
         Ok(None)
@@ -1115,7 +1328,7 @@ impl MkvReader {
         slf
     }
 
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Frame>> {
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<Frame>>> {
         self.next_frame(py)
     }
 

@@ -167,3 +167,60 @@ def test_long_input_read_ahead(sample_bytes):
         for _ in cut:
             seen += 1
     assert seen >= len(expected) - 40
+
+
+def full_key(f) -> tuple:
+    return (f.track, f.timestamp_ns, f.keyframe, f.duration_ns, f.invisible, f.discardable,
+            f.size, len(f), bytes(f), bytes(f.data), f.track_info.number if f.track_info else None)
+
+
+def test_frame_object_reuse_is_safe(sample_bytes):
+    """Iterating reuses a Frame object once Python dropped it: frames kept in a list, and views
+    (memoryview, numpy) of frames that were dropped, keep their own fields and bytes, equal to a
+    decode that keeps every frame (no reuse possible) and to one through fragments()."""
+    np = need("numpy")
+    one = kvs._kvs._to_getmedia(sample_bytes)
+    body = one * 6
+    kept_all = list(kvs.read_mkv(body, read_ahead=False))  # every frame referenced: no reuse
+    expected = [full_key(f) for f in kept_all]
+    assert [full_key(f) for fr in kvs.read_mkv(body).fragments() for f in fr] == expected
+    assert len({id(f) for f in kept_all}) == len(kept_all)
+    del kept_all
+    pieces = [body[i : i + 9973] for i in range(0, len(body), 9973)]
+    for source, chunk, ahead in [
+        (body, 1 << 20, True),
+        (body, 1 << 20, False),
+        (body, 4096, True),
+        (iter(pieces), 1 << 20, True),  # many chunks; frames cut by a chunk boundary are joined
+    ]:
+        kept, views, arrays, seen = [], [], [], []
+        for i, f in enumerate(kvs.read_mkv(source, chunk_size=chunk, read_ahead=ahead)):
+            seen.append(full_key(f))
+            if i % 7 == 0:
+                kept.append((i, f))
+            if i % 5 == 0:
+                views.append((i, f.data))
+            if i % 11 == 0:
+                arrays.append((i, np.frombuffer(f.data, np.uint8)))
+        assert seen == expected
+        assert kept and views and arrays
+        for i, f in kept:
+            assert full_key(f) == expected[i], i
+        for i, view in views:
+            assert bytes(view) == expected[i][8], i
+        for i, arr in arrays:
+            assert arr.tobytes() == expected[i][8], i
+
+    # By hand: a frame dropped between next() calls may come back as the next frame, while a
+    # view taken from it keeps the old bytes and a frame still held keeps its fields.
+    reader = kvs.read_mkv(body, read_ahead=False)
+    f0 = next(reader)
+    v0 = f0.data
+    f1 = next(reader)
+    del f0
+    held = [next(reader) for _ in range(3)]
+    assert bytes(v0) == expected[0][8]
+    assert full_key(f1) == expected[1]
+    assert [full_key(f) for f in held] == expected[2:5]
+    rest = [full_key(f) for f in reader]
+    assert rest == expected[5:]
