@@ -18,11 +18,17 @@
 //! ([`crate::seal`]: nonce, AES-256-GCM ciphertext, tag), so media bytes are never stored in the
 //! clear. The store itself never sees keys.
 //!
-//! Recovery reads records until the first one whose head is truncated or fails its CRC and cuts
-//! the file there. The tail records of a fully scanned file must also pass their body CRC (a torn
-//! write): trailing records that fail it are cut. A record with a bad body followed by good
-//! records was altered (or rotted) after it was acknowledged: it is kept, stays listed, and fails
-//! to open when read, so nothing acknowledged after it is lost and nothing altered is served.
+//! Recovery reads records in order. A record whose head is bad (magic, impossible lengths, or
+//! head CRC over the head and clear part) is skipped when a valid record follows it: the scan
+//! searches forward (in bounded chunks) for the next offset holding a head that passes its CRC
+//! and fits the file, records the damaged byte range and continues there. Only when no valid
+//! record follows is it a torn tail, and the file is cut there. The tail records of a fully
+//! scanned file must also pass their body CRC (a torn write): trailing records that fail it are
+//! cut. A record with a bad body, head or clear part followed by good records was altered (or
+//! rotted) after it was acknowledged: it is kept (its index record stays listed when the index
+//! log has it) and fails when read ([`read_fragment`] checks the head and the body CRC, and the
+//! body is authenticated when opened), so nothing acknowledged after it is lost and nothing
+//! altered is served. The header log is recovered the same way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -648,14 +654,12 @@ fn scan_segments(
             rec.segments_fully_scanned += 1;
         }
         let scan = scan_records(&path, full_scan, false)?;
-        if scan.valid < scan.total || !scan.damaged.is_empty() {
-            if !full_scan {
-                // A sealed segment that does not parse: verify everything.
-                rec.segments_fully_scanned = 0;
-                rec.damaged_records = 0;
-                out.damaged_ranges.clear();
-                return scan_segments(dir, out, true, rec);
-            }
+        if !full_scan && (scan.valid < scan.total || !scan.damaged.is_empty()) {
+            // A sealed segment that does not parse: verify everything.
+            rec.segments_fully_scanned = 0;
+            rec.damaged_records = 0;
+            out.damaged_ranges.clear();
+            return scan_segments(dir, out, true, rec);
         }
         if scan.valid < scan.total {
             truncate_to(&path, scan.valid)?;
@@ -1695,6 +1699,40 @@ mod tests {
                 assert_eq!(seqs(&again), listed, "flip at {at}");
                 assert_eq!(again.truncated_bytes, 0, "flip at {at}");
             }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_head_in_a_sealed_segment_is_skipped_too() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-sealdmg-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        // 161-byte records, 200-byte segments: two fragments per segment.
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 200,
+            faults: None,
+            max_open_streams: 8,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        collect(&rx, 1);
+        for seq in 0..6 {
+            send_fragment(&w, &dir, seq, 7, &tx);
+            assert!(collect(&rx, 1)[&seq]);
+        }
+        let (tx2, rx2) = mpsc::channel();
+        w.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
+        rx2.recv().unwrap();
+        // The first record of the oldest (sealed) segment.
+        xor_byte(&dir.join(segment_name(0)), 3, 0x40);
+        for _ in 0..2 {
+            let rec = recover(&dir, 0).unwrap();
+            assert_eq!(seqs(&rec), vec![0, 1, 2, 3, 4, 5]);
+            assert_eq!(rec.truncated_bytes, 0);
+            assert_eq!(rec.damaged_ranges[&0], vec![(0, 161)]);
+            assert_eq!(rec.index_recovery.segments_fully_scanned, 3);
+            assert!(!rec.index_recovery.rebuilt_from_segments);
         }
         let _ = fs::remove_dir_all(&dir);
     }
