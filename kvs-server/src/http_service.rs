@@ -263,6 +263,11 @@ impl Ctx {
                     .last_server_ms
                     .max(rec.index.last().map_or(0, |f| f.server_timestamp_ms));
                 data.index = rec.index;
+                // Header ids fragments refer to are never reused either (a damaged header
+                // record leaves its id only there).
+                if let Some(max) = rec.header_runs.values().max() {
+                    data.next_header_id = data.next_header_id.max(max.saturating_add(1));
+                }
                 data.header_runs = rec.header_runs;
                 data.segments = rec.segments;
                 if let Some(first) = data.index.first().map(|f| f.sequence) {
