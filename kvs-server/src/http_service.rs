@@ -263,6 +263,11 @@ impl Ctx {
                     .last_server_ms
                     .max(rec.index.last().map_or(0, |f| f.server_timestamp_ms));
                 data.index = rec.index;
+                // Header ids fragments refer to are never reused either (a damaged header
+                // record leaves its id only there).
+                if let Some(max) = rec.header_runs.values().max() {
+                    data.next_header_id = data.next_header_id.max(max.saturating_add(1));
+                }
                 data.header_runs = rec.header_runs;
                 data.segments = rec.segments;
                 if let Some(first) = data.index.first().map(|f| f.sequence) {
@@ -752,8 +757,86 @@ pub(crate) fn trim_buffer(limits: &crate::Limits, data: &mut crate::state::Strea
         cutoff = cutoff.max(keep_from.unwrap_or(u64::MAX));
     }
     if data.index.trim_before(cutoff) > 0 {
-        let first = data.index.first().map_or(data.next_seq, |f| f.sequence);
+        // Pending fragments come after every indexed one; a complete one queued behind an open
+        // fragment (overlapping connections) lives only in the cache and keeps its bytes and
+        // header even when the whole index was trimmed.
+        let first = data
+            .index
+            .first()
+            .map(|f| f.sequence)
+            .or_else(|| data.pending.front().map(|p| p.fragment.sequence))
+            .unwrap_or(data.next_seq);
         data.cache_drop_before(first);
         data.forget_headers_before(first);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{PendingFragment, PendingState, StreamData};
+    use kvs_core::index::Fragment;
+
+    fn fragment(seq: u64, size: u32) -> Fragment {
+        Fragment {
+            sequence: seq,
+            server_timestamp_ms: 1000 + seq,
+            producer_timestamp_ms: 1000 + seq,
+            location: crate::state::NOT_ON_DISK,
+            size_bytes: size,
+            duration_ms: 10,
+            random: 0,
+        }
+    }
+
+    /// Retention 0, two overlapping connections: fragment 2 is open on one, 3 completed on the
+    /// other (queued behind 2, only in the cache). Trimming the byte bound drops indexed
+    /// fragments 0 and 1 but never the bytes (or header) of 3.
+    #[test]
+    fn trimming_the_buffer_keeps_complete_fragments_queued_behind_an_open_one() {
+        let limits = crate::Limits {
+            buffer_bytes: 150,
+            ..crate::Limits::default()
+        };
+        let mut d = StreamData::default();
+        d.header_runs.insert(0, 1);
+        d.header_runs.insert(3, 2);
+        for id in [1, 2] {
+            d.headers.insert(
+                id,
+                Arc::new(ProducerHeader::new(Bytes::new(), Bytes::new())),
+            );
+        }
+        for seq in 0..2 {
+            d.index.append(fragment(seq, 50)).unwrap();
+            d.cache_push(seq, Bytes::from(vec![0u8; 50]));
+        }
+        d.pending.push_back(PendingFragment {
+            fragment: fragment(2, 0),
+            state: PendingState::Open,
+        });
+        d.pending.push_back(PendingFragment {
+            fragment: fragment(3, 200),
+            state: PendingState::Ready(None),
+        });
+        d.cache_push(3, Bytes::from(vec![3u8; 200]));
+        d.next_seq = 4;
+        assert!(!d.flush_pending());
+        // 300 bytes cached, 150 over the bound, all of the excess beyond the indexed 100.
+        trim_buffer(&limits, &mut d, 2000);
+        assert!(d.index.is_empty());
+        assert_eq!(d.cached(3).as_deref(), Some(&[3u8; 200][..]));
+        assert_eq!(d.cached_bytes, 200);
+        assert!(d.cached(0).is_none());
+        // Fragment 2 completes: 2 and 3 enter the index, both readable.
+        d.cache_push(2, Bytes::from(vec![2u8; 10]));
+        if let Some(p) = d.pending.front_mut() {
+            p.state = PendingState::Ready(None);
+        }
+        assert!(d.flush_pending());
+        let seqs: Vec<u64> = d.index.iter().map(|f| f.sequence).collect();
+        assert_eq!(seqs, vec![2, 3]);
+        assert!(d.cached(2).is_some() && d.cached(3).is_some());
+        assert!(d.header_for(2).is_some() && d.header_for(3).is_some());
     }
 }

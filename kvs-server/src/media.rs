@@ -102,7 +102,13 @@ pub(crate) async fn fragment_bytes(
     let dir = stream.dir.clone();
     let f = *f;
     tokio::task::spawn_blocking(move || {
-        let stored = store::read_fragment(&dir, loc).map_err(|_| ReadFail::NotFound)?;
+        let stored = store::read_fragment(&dir, loc).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                ReadFail::Integrity
+            } else {
+                ReadFail::NotFound
+            }
+        })?;
         // The clear metadata must be this fragment's (a record moved from another position
         // opens under its own metadata, which then differs from the index).
         let meta = store::FragmentRecord::parse_meta(&stored.meta).ok_or(ReadFail::Integrity)?;

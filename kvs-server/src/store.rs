@@ -18,15 +18,21 @@
 //! ([`crate::seal`]: nonce, AES-256-GCM ciphertext, tag), so media bytes are never stored in the
 //! clear. The store itself never sees keys.
 //!
-//! Recovery reads records until the first one whose head is truncated or fails its CRC and cuts
-//! the file there. The tail records of a fully scanned file must also pass their body CRC (a torn
-//! write): trailing records that fail it are cut. A record with a bad body followed by good
-//! records was altered (or rotted) after it was acknowledged: it is kept, stays listed, and fails
-//! to open when read, so nothing acknowledged after it is lost and nothing altered is served.
+//! Recovery reads records in order. A record whose head is bad (magic, impossible lengths, or
+//! head CRC over the head and clear part) is skipped when a valid record follows it: the scan
+//! searches forward (in bounded chunks) for the next offset holding a head that passes its CRC
+//! and fits the file, records the damaged byte range and continues there. Only when no valid
+//! record follows is it a torn tail, and the file is cut there. The tail records of a fully
+//! scanned file must also pass their body CRC (a torn write): trailing records that fail it are
+//! cut. A record with a bad body, head or clear part followed by good records was altered (or
+//! rotted) after it was acknowledged: it is kept (its index record stays listed when the index
+//! log has it) and fails when read ([`read_fragment`] checks the head and the body CRC, and the
+//! body is authenticated when opened), so nothing acknowledged after it is lost and nothing
+//! altered is served. The header log is recovered the same way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -119,8 +125,9 @@ pub struct IndexRecovery {
     pub rebuilt_from_segments: bool,
     /// Segments read in full with CRC checks (the newest one, or all when the log disagreed).
     pub segments_fully_scanned: usize,
-    /// Records of fully scanned files whose body failed its CRC but that were followed by good
-    /// records (altered after they were written): kept, and refused when read.
+    /// Records of fully scanned files whose body failed its CRC, or whose head or clear part
+    /// was damaged, but that were followed by good records (altered after they were written):
+    /// kept, and refused when read.
     pub damaged_records: usize,
 }
 
@@ -143,6 +150,13 @@ pub struct Recovered {
     pub truncated_bytes: u64,
     /// The index log's recovery.
     pub index_recovery: IndexRecovery,
+    /// Byte ranges (start, end) of damaged records (bad head or clear metadata) that valid
+    /// records follow, by segment: skipped and kept (never cut), so nothing after them is lost.
+    /// Fragments the index log places in them stay listed and fail when read.
+    pub damaged_ranges: BTreeMap<u64, Vec<(u64, u64)>>,
+    /// Damaged ranges of the header log (their header ids are unknown): fragments whose header
+    /// is missing are then kept (they fail when read) rather than taken as never acknowledged.
+    pub damaged_header_ranges: Vec<(u64, u64)>,
 }
 
 fn encode_record(kind: u8, clear: &[u8], body: &[u8]) -> io::Result<Bytes> {
@@ -235,72 +249,146 @@ struct RawRecord {
     body: Option<Vec<u8>>,
 }
 
-/// Reads records from `path` until the end or the first bad head; returns (records, the length
-/// of the valid prefix, the file length). A full scan also reads and CRC-checks every body and
-/// cuts trailing records whose body fails (a torn tail); a light scan (sealed, fsynced segments)
-/// reads only heads and clear parts. `keep_bodies` (full scans) returns the bodies.
-fn scan_records(
-    path: &Path,
-    full: bool,
-    keep_bodies: bool,
-) -> io::Result<(Vec<RawRecord>, u64, u64)> {
-    let mut file = File::open(path)?;
+/// The fixed fields of a record head that parsed, passed its CRC and fits the file.
+struct Head {
+    kind: u8,
+    clear: Vec<u8>,
+    body_len: u32,
+    body_crc: u32,
+}
+
+/// Reads the record head at `pos` and its clear part; `None` unless the magic is there, the
+/// lengths are possible and fit the `total` bytes of the file, and the head CRC holds.
+fn read_head(file: &File, pos: u64, total: u64) -> io::Result<Option<Head>> {
+    let Some(room) = total
+        .checked_sub(pos)
+        .and_then(|r| r.checked_sub(RECORD_HEADER_LEN as u64))
+    else {
+        return Ok(None);
+    };
+    let mut head = [0u8; RECORD_HEADER_LEN];
+    file.read_exact_at(&mut head, pos)?;
+    if &head[..4] != MAGIC {
+        return Ok(None);
+    }
+    let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let (clear_len, body_len, body_crc, head_crc) = (word(5), word(9), word(13), word(17));
+    if clear_len > MAX_CLEAR_LEN
+        || body_len > MAX_RECORD_LEN
+        || room < u64::from(clear_len) + u64::from(body_len)
+    {
+        return Ok(None);
+    }
+    let mut clear = vec![0u8; clear_len as usize];
+    file.read_exact_at(&mut clear, pos + RECORD_HEADER_LEN as u64)?;
+    let mut crc = kvs_core::crc32::Crc32::new();
+    crc.update(&head[..17]);
+    crc.update(&clear);
+    if crc.finalize() != head_crc {
+        return Ok(None);
+    }
+    Ok(Some(Head {
+        kind: head[4],
+        clear,
+        body_len,
+        body_crc,
+    }))
+}
+
+/// Bytes read per step when searching for the next record after a damaged one.
+const RESYNC_CHUNK: usize = 64 * 1024;
+
+/// The first offset at or after `from` that holds a valid record head ([`read_head`]), searched
+/// in [`RESYNC_CHUNK`]-byte reads (bounded memory); `None` when none follows.
+fn next_valid_head(file: &File, from: u64, total: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; RESYNC_CHUNK];
+    let mut at = from;
+    while total.saturating_sub(at) >= RECORD_HEADER_LEN as u64 {
+        let n = usize::try_from(total - at).map_or(RESYNC_CHUNK, |l| l.min(RESYNC_CHUNK));
+        let window = buf.get_mut(..n).unwrap_or_default();
+        file.read_exact_at(window, at)?;
+        for (i, w) in window.windows(MAGIC.len()).enumerate() {
+            if w == MAGIC && read_head(file, at + i as u64, total)?.is_some() {
+                return Ok(Some(at + i as u64));
+            }
+        }
+        // The next window overlaps this one by a magic less one byte (a magic split across).
+        at += (n - (MAGIC.len() - 1)) as u64;
+    }
+    Ok(None)
+}
+
+/// What [`scan_records`] found in a file.
+struct Scan {
+    /// The records in file order.
+    records: Vec<RawRecord>,
+    /// Length of the valid prefix: the file is cut there (a torn tail) when it is shorter than
+    /// `total`.
+    valid: u64,
+    /// The file length.
+    total: u64,
+    /// Byte ranges (start, end) of damaged records (bad head or clear part) that valid records
+    /// follow: skipped, never cut.
+    damaged: Vec<(u64, u64)>,
+}
+
+/// Reads the records of `path`. A record whose head is bad (magic, lengths or head CRC) is
+/// skipped when a valid record follows it (the scan resyncs on the next valid head and records
+/// the damaged range); when none follows, the file is a torn tail from there and `valid` ends
+/// before it. A full scan also reads and CRC-checks every body and cuts trailing records whose
+/// body fails (a torn tail; with damaged ranges right before them); a light scan (sealed,
+/// fsynced segments) reads only heads and clear parts. `keep_bodies` (full scans) returns the
+/// bodies.
+fn scan_records(path: &Path, full: bool, keep_bodies: bool) -> io::Result<Scan> {
+    let file = File::open(path)?;
     let total = file.metadata()?.len();
     let mut records: Vec<RawRecord> = Vec::new();
+    let mut damaged: Vec<(u64, u64)> = Vec::new();
     let mut pos = 0u64;
     let mut chunk = Vec::new();
-    loop {
-        let mut head = [0u8; RECORD_HEADER_LEN];
-        if total - pos < RECORD_HEADER_LEN as u64 {
-            break;
-        }
-        file.seek(SeekFrom::Start(pos))?;
-        file.read_exact(&mut head)?;
-        if &head[..4] != MAGIC {
-            break;
-        }
-        let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        let kind = head[4];
-        let (clear_len, body_len, body_crc, head_crc) = (word(5), word(9), word(13), word(17));
-        let room = total - pos - RECORD_HEADER_LEN as u64;
-        if clear_len > MAX_CLEAR_LEN
-            || body_len > MAX_RECORD_LEN
-            || room < u64::from(clear_len) + u64::from(body_len)
-        {
-            break;
-        }
-        let mut clear = vec![0u8; clear_len as usize];
-        file.read_exact(&mut clear)?;
-        let mut crc = kvs_core::crc32::Crc32::new();
-        crc.update(&head[..17]);
-        crc.update(&clear);
-        if crc.finalize() != head_crc {
-            break;
-        }
+    while pos < total {
+        let Some(Head {
+            kind,
+            clear,
+            body_len,
+            body_crc,
+        }) = read_head(&file, pos, total)?
+        else {
+            match next_valid_head(&file, pos + 1, total)? {
+                Some(next) => {
+                    damaged.push((pos, next));
+                    pos = next;
+                    continue;
+                }
+                None => break,
+            }
+        };
+        let body_offset = pos + RECORD_HEADER_LEN as u64 + clear.len() as u64;
         let mut body_ok = None;
         let mut body = None;
         if full {
             if keep_bodies {
                 let mut b = vec![0u8; body_len as usize];
-                file.read_exact(&mut b)?;
+                file.read_exact_at(&mut b, body_offset)?;
                 body_ok = Some(kvs_core::crc32::crc32(&b) == body_crc);
                 body = Some(b);
             } else {
                 // Bounded memory: the CRC runs over 1 MiB chunks.
                 let mut crc = kvs_core::crc32::Crc32::new();
                 let mut left = body_len as usize;
+                let mut at = body_offset;
                 chunk.resize((1 << 20).min(left), 0);
                 while left > 0 {
                     let n = left.min(chunk.len());
                     let part = chunk.get_mut(..n).unwrap_or_default();
-                    file.read_exact(part)?;
+                    file.read_exact_at(part, at)?;
                     crc.update(part);
                     left -= n;
+                    at += n as u64;
                 }
                 body_ok = Some(crc.finalize() == body_crc);
             }
         }
-        let body_offset = pos + RECORD_HEADER_LEN as u64 + u64::from(clear_len);
         records.push(RawRecord {
             kind,
             start: pos,
@@ -312,14 +400,30 @@ fn scan_records(
         });
         pos = body_offset + u64::from(body_len);
     }
-    // A torn tail: trailing records whose body did not make it to disk.
-    while let Some(last) = records.last()
-        && last.body_ok == Some(false)
-    {
-        pos = last.start;
-        records.pop();
+    // A torn tail: trailing records whose body did not make it to disk, and damaged ranges
+    // that only such records follow.
+    loop {
+        let last_damage = damaged.last().map(|d| d.0);
+        match records.last() {
+            Some(last) if last_damage.is_none_or(|d| last.start > d) => {
+                if last.body_ok != Some(false) {
+                    break;
+                }
+                pos = last.start;
+                records.pop();
+            }
+            _ => match damaged.pop() {
+                Some((start, _)) => pos = start,
+                None => break,
+            },
+        }
     }
-    Ok((records, pos, total))
+    Ok(Scan {
+        records,
+        valid: pos,
+        total,
+        damaged,
+    })
 }
 
 fn truncate_to(path: &Path, len: u64) -> io::Result<()> {
@@ -362,12 +466,14 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     let mut header_damage = 0;
     let headers_path = dir.join(HEADERS_FILE);
     if headers_path.exists() {
-        let (records, valid, total) = scan_records(&headers_path, true, true)?;
-        if valid < total {
-            truncate_to(&headers_path, valid)?;
-            out.truncated_bytes += total - valid;
+        let scan = scan_records(&headers_path, true, true)?;
+        if scan.valid < scan.total {
+            truncate_to(&headers_path, scan.valid)?;
+            out.truncated_bytes += scan.total - scan.valid;
         }
-        for r in records {
+        header_damage += scan.damaged.len();
+        out.damaged_header_ranges = scan.damaged;
+        for r in scan.records {
             let Ok(id) = <[u8; 8]>::try_from(r.clear.as_slice()) else {
                 continue;
             };
@@ -411,16 +517,17 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     let rebuilt = rebuilder.finish();
     rec.from_log = rebuilt.index.len();
     rec.log_truncated_bytes = log_len - rebuilt.valid_bytes.min(log_len);
-    let agrees = |on_disk: &[RecoveredFragment]| {
+    let agrees = |on_disk: &[RecoveredFragment], out: &Recovered| {
         rebuilt.index.iter().all(|f| {
-            on_disk
-                .binary_search_by_key(&f.sequence, |d| d.record.seq)
-                .ok()
-                .and_then(|i| on_disk.get(i))
-                .is_some_and(|d| d.index_entry() == Some(*f))
+            match on_disk.binary_search_by_key(&f.sequence, |d| d.record.seq) {
+                Ok(i) => on_disk.get(i).is_some_and(|d| d.index_entry() == Some(*f)),
+                // Not readable from the segments: fine when its whole record lies in a damaged
+                // range of its segment (it stays listed and fails when read).
+                Err(_) => in_damaged_range(out, f),
+            }
         })
     };
-    let mut consistent = agrees(&on_disk);
+    let mut consistent = agrees(&on_disk, &out);
     if !consistent {
         // Verify every segment before trusting (or rebuilding from) them.
         out.last_seq = None;
@@ -428,8 +535,9 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
         out.header_runs.clear();
         rec.segments_fully_scanned = 0;
         rec.damaged_records = header_damage;
+        out.damaged_ranges.clear();
         on_disk = scan_segments(dir, &mut out, true, &mut rec)?;
-        consistent = agrees(&on_disk);
+        consistent = agrees(&on_disk, &out);
     }
     let mut index = if consistent {
         rebuilt.index
@@ -483,6 +591,26 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     Ok(out)
 }
 
+/// Whether the whole record of index entry `f` (head, clear metadata and sealed body) lies in a
+/// damaged range of its segment.
+fn in_damaged_range(out: &Recovered, f: &Fragment) -> bool {
+    let Some(seg) = out.segments.range(..=f.sequence).next_back() else {
+        return false;
+    };
+    let start = f
+        .location
+        .checked_sub((RECORD_HEADER_LEN + META_LEN) as u64);
+    let end = f
+        .location
+        .checked_add(u64::from(f.size_bytes) + SEAL_OVERHEAD);
+    let (Some(start), Some(end)) = (start, end) else {
+        return false;
+    };
+    out.damaged_ranges
+        .get(seg)
+        .is_some_and(|ranges| ranges.iter().any(|(a, b)| *a <= start && end <= *b))
+}
+
 /// Indices of a longest non-decreasing subsequence of `v` (patience sorting, O(n log n)).
 fn longest_non_decreasing(v: &[u64]) -> Vec<usize> {
     // tails[k]: index of the smallest last value of a run of length k + 1.
@@ -525,18 +653,23 @@ fn scan_segments(
         if full_scan {
             rec.segments_fully_scanned += 1;
         }
-        let (records, valid, total) = scan_records(&path, full_scan, false)?;
-        if valid < total {
-            if !full_scan {
-                // A sealed segment that does not parse: verify everything.
-                rec.segments_fully_scanned = 0;
-                rec.damaged_records = 0;
-                return scan_segments(dir, out, true, rec);
-            }
-            truncate_to(&path, valid)?;
-            out.truncated_bytes += total - valid;
+        let scan = scan_records(&path, full_scan, false)?;
+        if !full_scan && (scan.valid < scan.total || !scan.damaged.is_empty()) {
+            // A sealed segment that does not parse: verify everything.
+            rec.segments_fully_scanned = 0;
+            rec.damaged_records = 0;
+            out.damaged_ranges.clear();
+            return scan_segments(dir, out, true, rec);
         }
-        for r in records {
+        if scan.valid < scan.total {
+            truncate_to(&path, scan.valid)?;
+            out.truncated_bytes += scan.total - scan.valid;
+        }
+        if !scan.damaged.is_empty() {
+            rec.damaged_records += scan.damaged.len();
+            out.damaged_ranges.insert(seg, scan.damaged);
+        }
+        for r in scan.records {
             if r.kind != KIND_FRAGMENT || r.body_len < SEAL_OVERHEAD {
                 continue;
             }
@@ -546,8 +679,12 @@ fn scan_segments(
             if r.body_ok == Some(false) {
                 rec.damaged_records += 1;
             }
-            if record.seq < seg || !out.headers.contains_key(&record.header_id) {
-                // Misplaced, or its header never became durable: never acknowledged.
+            let header_known = out.headers.contains_key(&record.header_id)
+                || !out.damaged_header_ranges.is_empty();
+            if record.seq < seg || !header_known {
+                // Misplaced, or its header never became durable: never acknowledged. (When the
+                // header log has damaged records, a missing header may be one of them: the
+                // fragment is kept and fails when read.)
                 continue;
             }
             out.last_seq = out.last_seq.max(Some(record.seq));
@@ -580,7 +717,10 @@ pub struct StoredFragment {
     pub sealed: Vec<u8>,
 }
 
-/// Reads a fragment's clear metadata and sealed body.
+/// Reads a fragment's clear metadata and sealed body, after checking its record: the head in
+/// front of it must be a fragment head for exactly this body whose CRC holds, and the body must
+/// pass its CRC. A record that does not (damaged, or `loc` is not where a record is) fails with
+/// [`io::ErrorKind::InvalidData`]; other errors are the file's (missing, shorter).
 pub fn read_fragment(dir: &Path, loc: Location) -> io::Result<StoredFragment> {
     let file = File::open(dir.join(segment_name(loc.segment)))?;
     let len = loc
@@ -593,10 +733,40 @@ pub fn read_fragment(dir: &Path, loc: Location) -> io::Result<StoredFragment> {
         .offset
         .checked_sub(META_LEN as u64)
         .ok_or_else(|| io::Error::other("fragment location before its metadata"))?;
-    let mut meta = vec![0u8; META_LEN];
-    file.read_exact_at(&mut meta, meta_at)?;
+    let head_at = meta_at
+        .checked_sub(RECORD_HEADER_LEN as u64)
+        .ok_or_else(|| io::Error::other("fragment location before its record head"))?;
+    let mut head = vec![0u8; RECORD_HEADER_LEN + META_LEN];
+    file.read_exact_at(&mut head, head_at)?;
     let mut sealed = vec![0u8; len];
     file.read_exact_at(&mut sealed, loc.offset)?;
+    let word = |i: usize| {
+        head.get(i..i + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map(u32::from_le_bytes)
+    };
+    // The CRC covers the head's first 17 bytes and the clear part: hash them around the stored
+    // CRC field (bytes 17..21).
+    let mut head_crc = kvs_core::crc32::Crc32::new();
+    head_crc.update(head.get(..17).unwrap_or_default());
+    head_crc.update(head.get(RECORD_HEADER_LEN..).unwrap_or_default());
+    let valid = head.get(..4) == Some(MAGIC.as_slice())
+        && head.get(4) == Some(&KIND_FRAGMENT)
+        && word(5) == Some(META_LEN as u32)
+        && word(9).map(u64::from) == Some(len as u64)
+        && word(17) == Some(head_crc.finalize())
+        && word(13) == Some(kvs_core::crc32::crc32(&sealed));
+    if !valid {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the record of the fragment at offset {} of segment {} is damaged (its head, \
+                 metadata or body fails its check); it is never served",
+                loc.offset, loc.segment
+            ),
+        ));
+    }
+    let meta = head.split_off(RECORD_HEADER_LEN);
     Ok(StoredFragment { meta, sealed })
 }
 
@@ -1328,6 +1498,243 @@ mod tests {
             assert_eq!(rec.index.len(), 2);
         }
         let _ = fs::remove_dir_all(&root);
+    }
+
+    /// Writes header 7 (and 8 when `two_headers`) and fragments `0..n` (bodies of byte
+    /// `10 + seq`, fragment 1 under header 8 when `two_headers`) to one segment of `dir`; returns
+    /// their locations.
+    fn write_stream(dir: &Path, n: u64, two_headers: bool) -> Vec<Location> {
+        let _ = fs::remove_dir_all(dir);
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 1 << 20,
+            faults: None,
+            max_open_streams: 8,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, dir, 7, &tx);
+        collect(&rx, 1);
+        if two_headers {
+            send_header(&w, dir, 8, &tx);
+            collect(&rx, 1);
+        }
+        let (ltx, lrx) = mpsc::channel();
+        let mut locs = Vec::new();
+        for seq in 0..n {
+            let header = if two_headers && seq == 1 { 8 } else { 7 };
+            let (record, entry) = record(seq, header);
+            let t = ltx.clone();
+            w.append_fragment(
+                dir.to_owned(),
+                record,
+                entry,
+                Bytes::from(vec![10 + seq as u8; 60 + OVERHEAD]),
+                Box::new(move |r| t.send(r).unwrap()),
+            );
+            locs.push(lrx.recv().unwrap().unwrap().unwrap());
+        }
+        let (tx2, rx2) = mpsc::channel();
+        w.forget(dir.to_owned(), Box::new(move || tx2.send(()).unwrap()));
+        rx2.recv().unwrap();
+        locs
+    }
+
+    /// Start of the record of the fragment at `loc`.
+    fn record_start(loc: Location) -> u64 {
+        loc.offset - (RECORD_HEADER_LEN + META_LEN) as u64
+    }
+
+    fn xor_byte(path: &Path, at: u64, mask: u8) {
+        let mut b = fs::read(path).unwrap();
+        b[at as usize] ^= mask;
+        fs::write(path, b).unwrap();
+    }
+
+    fn seqs(rec: &Recovered) -> Vec<u64> {
+        rec.index.iter().map(|f| f.sequence).collect()
+    }
+
+    #[test]
+    fn a_damaged_head_mid_segment_keeps_every_later_record() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-resync-{}", std::process::id()));
+        let locs = write_stream(&dir, 3, false);
+        let seg = dir.join(segment_name(0));
+        let len = fs::metadata(&seg).unwrap().len();
+        for (what, at) in [
+            ("head", record_start(locs[1]) + 10),
+            ("magic", record_start(locs[1])),
+            ("metadata", locs[1].offset - 20),
+        ] {
+            let pristine = fs::read(&seg).unwrap();
+            xor_byte(&seg, at, 0x40);
+            for round in 0..2 {
+                let rec = recover(&dir, 0).unwrap();
+                // Nothing cut; the index log keeps listing fragment 1.
+                assert_eq!(rec.truncated_bytes, 0, "{what} {round}");
+                assert_eq!(fs::metadata(&seg).unwrap().len(), len, "{what}");
+                assert_eq!(seqs(&rec), vec![0, 1, 2], "{what} {round}");
+                assert!(!rec.index_recovery.rebuilt_from_segments, "{what}");
+                assert_eq!(rec.index_recovery.damaged_records, 1, "{what}");
+                assert_eq!(
+                    rec.damaged_ranges[&0],
+                    vec![(record_start(locs[1]), record_start(locs[2]))],
+                    "{what}"
+                );
+                let e = read_fragment(&dir, locs[1]).unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{what}");
+                for i in [0, 2] {
+                    let data = read_fragment(&dir, locs[i]).unwrap();
+                    assert_eq!(data.sealed, vec![10 + i as u8; 60 + OVERHEAD]);
+                }
+            }
+            fs::write(&seg, pristine).unwrap();
+        }
+        // The index log lost as well: fragment 1 is gone (nothing lists it), 2 is kept.
+        xor_byte(&seg, record_start(locs[1]) + 7, 0x01);
+        fs::remove_file(dir.join(INDEX_FILE)).unwrap();
+        let rec = recover(&dir, 0).unwrap();
+        assert_eq!(seqs(&rec), vec![0, 2]);
+        assert_eq!(seqs(&recover(&dir, 0).unwrap()), vec![0, 2]);
+        // The writer appends after the real end of the file.
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 1 << 20,
+            faults: None,
+            max_open_streams: 8,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        send_fragment(&w, &dir, 3, 7, &tx);
+        assert!(collect(&rx, 1)[&3]);
+        let (tx2, rx2) = mpsc::channel();
+        w.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
+        rx2.recv().unwrap();
+        assert_eq!(fs::metadata(&seg).unwrap().len(), len + 161);
+        let rec = recover(&dir, 0).unwrap();
+        assert_eq!(seqs(&rec), vec![0, 2, 3]);
+        let last = rec.index.last().unwrap();
+        assert_eq!(last.location, len + (RECORD_HEADER_LEN + META_LEN) as u64);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_head_at_the_tail_is_cut() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-tailhd-{}", std::process::id()));
+        let locs = write_stream(&dir, 3, false);
+        let seg = dir.join(segment_name(0));
+        xor_byte(&seg, record_start(locs[2]) + 12, 0x40);
+        let rec = recover(&dir, 0).unwrap();
+        assert_eq!(seqs(&rec), vec![0, 1]);
+        assert_eq!(rec.truncated_bytes, 161);
+        assert!(rec.damaged_ranges.is_empty());
+        assert_eq!(fs::metadata(&seg).unwrap().len(), record_start(locs[2]));
+        let again = recover(&dir, 0).unwrap();
+        assert_eq!(seqs(&again), vec![0, 1]);
+        assert_eq!(again.truncated_bytes, 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_header_record_does_not_cut_later_headers() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-hdrdmg-{}", std::process::id()));
+        let locs = write_stream(&dir, 3, true);
+        let headers = dir.join(HEADERS_FILE);
+        let len = fs::metadata(&headers).unwrap().len();
+        // Header 7's record is first: damage its head.
+        xor_byte(&headers, 6, 0x40);
+        for _ in 0..2 {
+            let rec = recover(&dir, 0).unwrap();
+            assert_eq!(fs::metadata(&headers).unwrap().len(), len);
+            assert!(!rec.headers.contains_key(&7));
+            assert_eq!(rec.headers[&8], b"head");
+            // Fragments under the lost header stay listed (they fail when read).
+            assert_eq!(seqs(&rec), vec![0, 1, 2]);
+            assert_eq!(rec.damaged_header_ranges.len(), 1);
+        }
+        assert!(read_fragment(&dir, locs[1]).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn any_single_byte_flip_loses_only_the_damaged_record() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-flips-{}", std::process::id()));
+        let locs = write_stream(&dir, 3, false);
+        let seg = dir.join(segment_name(0));
+        let index = dir.join(INDEX_FILE);
+        let (seg_bytes, index_bytes) = (fs::read(&seg).unwrap(), fs::read(&index).unwrap());
+        let bounds: Vec<(u64, u64)> = locs
+            .iter()
+            .map(|l| (record_start(*l), l.offset + l.len + SEAL_OVERHEAD))
+            .collect();
+        for at in 0..seg_bytes.len() as u64 {
+            for mask in [0x01u8, 0xff] {
+                fs::write(&seg, &seg_bytes).unwrap();
+                fs::write(&index, &index_bytes).unwrap();
+                xor_byte(&seg, at, mask);
+                let damaged = bounds.iter().position(|(a, b)| (*a..*b).contains(&at));
+                let rec = recover(&dir, 0).unwrap();
+                let listed = seqs(&rec);
+                for (i, loc) in locs.iter().enumerate() {
+                    let ctx = format!("flip {mask:#x} at {at} (record {damaged:?}), record {i}");
+                    if Some(i) != damaged {
+                        assert!(listed.contains(&(i as u64)), "{ctx}: {listed:?}");
+                        let data = read_fragment(&dir, *loc).unwrap();
+                        assert_eq!(data.sealed, vec![10 + i as u8; 60 + OVERHEAD], "{ctx}");
+                        continue;
+                    }
+                    if let Some(f) = rec.index.iter().find(|f| f.sequence == i as u64) {
+                        let loc = Location {
+                            segment: 0,
+                            offset: f.location,
+                            len: u64::from(f.size_bytes),
+                        };
+                        // A damaged record never reads back as other bytes.
+                        if let Ok(data) = read_fragment(&dir, loc) {
+                            assert_eq!(data.sealed, vec![10 + i as u8; 60 + OVERHEAD], "{ctx}");
+                            assert_eq!(data.meta, record(i as u64, 7).0.meta(), "{ctx}");
+                        }
+                    }
+                }
+                // Idempotent.
+                let again = recover(&dir, 0).unwrap();
+                assert_eq!(seqs(&again), listed, "flip at {at}");
+                assert_eq!(again.truncated_bytes, 0, "flip at {at}");
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_head_in_a_sealed_segment_is_skipped_too() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-sealdmg-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        // 161-byte records, 200-byte segments: two fragments per segment.
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 200,
+            faults: None,
+            max_open_streams: 8,
+        })
+        .unwrap();
+        let (tx, rx) = mpsc::channel();
+        send_header(&w, &dir, 7, &tx);
+        collect(&rx, 1);
+        for seq in 0..6 {
+            send_fragment(&w, &dir, seq, 7, &tx);
+            assert!(collect(&rx, 1)[&seq]);
+        }
+        let (tx2, rx2) = mpsc::channel();
+        w.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
+        rx2.recv().unwrap();
+        // The first record of the oldest (sealed) segment.
+        xor_byte(&dir.join(segment_name(0)), 3, 0x40);
+        for _ in 0..2 {
+            let rec = recover(&dir, 0).unwrap();
+            assert_eq!(seqs(&rec), vec![0, 1, 2, 3, 4, 5]);
+            assert_eq!(rec.truncated_bytes, 0);
+            assert_eq!(rec.damaged_ranges[&0], vec![(0, 161)]);
+            assert_eq!(rec.index_recovery.segments_fully_scanned, 3);
+            assert!(!rec.index_recovery.rebuilt_from_segments);
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

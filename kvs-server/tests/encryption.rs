@@ -1,7 +1,8 @@
 //! Encryption at rest against a real server on loopback: nothing recognisable is stored in the
 //! clear; altered, swapped or moved records fail with an error tag and are never served as other
-//! media; restarts need the right master key file; KmsKeyId selects the key (ERROR 4506 for an
-//! unknown one); a data directory of the earlier layout is refused.
+//! media (a damaged record head loses nothing after it); restarts need the right master key
+//! file; KmsKeyId selects the key (ERROR 4506 for an unknown one); a data directory of the
+//! earlier layout is refused.
 
 mod common;
 
@@ -403,6 +404,58 @@ async fn an_altered_record_fails_with_an_error_and_loses_nothing_else() {
     }
     assert_eq!(segment_records(&seg).len(), 5);
     server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A flipped byte in the head or the clear metadata of a record in the middle of a segment
+/// (issue #9): the restart keeps every later record (nothing is cut), the fragment stays listed
+/// (its index record is intact) and fails with the error tag, and a second restart gives the
+/// same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_head_loses_nothing_after_it() {
+    let (server, dir) = start(limits()).await;
+    let ep = Endpoint::of(&server);
+    create(&ep, "resync", None, None).await;
+    let mut p = TextProducer::new();
+    let header = p.writer.header().clone();
+    let (bytes, sent): (Vec<Bytes>, Vec<Vec<Vec<u8>>>) =
+        (0..5).map(|i| p.fragment(&format!("r{i}"), 2000)).unzip();
+    let numbers = put_persisted(&ep, "resync", &header, &[], &bytes).await;
+    server.shutdown().await;
+    let seg = only_segment(&dir, "resync");
+    let pristine = std::fs::read(&seg).unwrap();
+    let recs = segment_records(&seg);
+    assert_eq!(recs.len(), 5);
+    // Fragment 2 (index 1): a byte of its head (the body length), then of its clear metadata.
+    let mut dir = dir;
+    for (what, at) in [("head", recs[1].0 + 10), ("metadata", recs[1].0 + 21 + 30)] {
+        std::fs::write(&seg, &pristine).unwrap();
+        flip(&seg, at);
+        for round in 0..2 {
+            let ctx = format!("{what}, restart {round}");
+            let (server, d) = start_in(dir, limits()).await;
+            dir = d;
+            let ep = Endpoint::of(&server);
+            assert_eq!(list(&ep, "resync").await, numbers, "{ctx}");
+            let got = read_list(&ep, "resync", &numbers).await;
+            assert_eq!(got.len(), 5, "{ctx}");
+            for (i, (err, frames)) in got.iter().enumerate() {
+                if i == 1 {
+                    assert_eq!((*err, frames.len()), (Some(5000), 0), "{ctx}: fragment {i}");
+                } else {
+                    assert_eq!((*err, frames), (None, &sent[i]), "{ctx}: fragment {i}");
+                }
+            }
+            // GetMedia serves fragment 1, then ends with the error tag at fragment 2.
+            let live = read_earliest(&ep, "resync").await;
+            assert_eq!(live.len(), 2, "{ctx}");
+            assert_eq!(live[0], (None, sent[0].clone()), "{ctx}");
+            assert_eq!(live[1], (Some(5000), vec![]), "{ctx}");
+            server.shutdown().await;
+            // Nothing was cut or rewritten.
+            assert_eq!(std::fs::read(&seg).unwrap().len(), pristine.len(), "{ctx}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
