@@ -43,7 +43,10 @@ pub(crate) fn find_any(
             format!("Invalid ARN {arn}: {e}"),
         )
     })?;
+    // Every part must be this server's: access policies match the ARN as the caller wrote it,
+    // so one that differs anywhere (partition included) from the stream's own must not resolve.
     if !parsed.is_stream()
+        || parsed.partition != "aws"
         || parsed.region != ctx.config.region
         || parsed.account != ctx.config.account_id
         || !is_valid_stream_name(&parsed.name)

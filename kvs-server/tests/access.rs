@@ -445,8 +445,24 @@ async fn explicit_deny_wins_expired_keys_fail_admin_unaffected() {
     .unwrap_err();
     assert_eq!(e.kind, ApiErrorKind::AccessDenied);
 
-    // The admin key can do everything, deletes included.
+    // Policies match an ARN as the caller wrote it, so an ARN differing from the stream's own
+    // in any part (here the partition, which a Deny on `arn:aws:...` would not match) must not
+    // resolve to the stream.
     let arn = arn_of(&s.admin, "cam-2").await;
+    let foreign = arn.replacen("arn:aws:", "arn:aws-cn:", 1);
+    let e = call(
+        &s.admin,
+        &DeleteStreamRequest {
+            stream_arn: foreign,
+            current_version: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, ApiErrorKind::ResourceNotFound, "{e}");
+    assert_eq!(arn_of(&s.admin, "cam-2").await, arn);
+
+    // The admin key can do everything, deletes included.
     call(
         &s.admin,
         &DeleteStreamRequest {
