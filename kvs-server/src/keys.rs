@@ -505,7 +505,20 @@ pub(crate) fn load_stream_key(
 ) -> Result<Option<std::sync::Arc<DataKey>>, ServerError> {
     let name = crate::state::lock(&stream.meta).name.clone();
     match vault.load_data_key(&stream.dir, stream.identity()) {
-        Ok(None) => Ok(None),
+        // Stored media without its data key must not be papered over: a key minted now would
+        // split the stream across two keys and the old media would only fail when read.
+        Ok(None) => match crate::store::stored_media_file(&stream.dir) {
+            Some(file) => Err(keys_error(
+                &vault.key_file,
+                format!(
+                    "stream {name}: {} is missing but {} holds its media; restore the data-key \
+                     file from a backup (or move the stream directory away to drop its data)",
+                    stream.dir.join(DATA_KEY_FILE).display(),
+                    file.display()
+                ),
+            )),
+            None => Ok(None),
+        },
         Ok(Some(k)) => {
             let k = std::sync::Arc::new(k);
             let _ = stream.key.set(k.clone());

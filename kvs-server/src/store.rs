@@ -437,6 +437,19 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// A non-empty file of stored media (producer headers, a segment, the index log) in a stream
+/// directory, if there is one.
+pub(crate) fn stored_media_file(dir: &Path) -> Option<PathBuf> {
+    let entries = fs::read_dir(dir).ok()?;
+    entries.flatten().map(|e| e.path()).find(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let media = name.is_some_and(|n| {
+            n == HEADERS_FILE || n == INDEX_FILE || (n.starts_with("seg-") && n.ends_with(".log"))
+        });
+        media && fs::metadata(p).is_ok_and(|m| m.len() > 0)
+    })
+}
+
 fn segment_name(id: u64) -> String {
     format!("seg-{id:020}.log")
 }

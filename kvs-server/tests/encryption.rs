@@ -612,6 +612,21 @@ async fn restarts_need_the_master_key_file_of_the_data() {
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // And still fine with the right one.
+    let server = kvs_server::Server::bind(config.clone()).await.unwrap();
+    let ep = Endpoint::of(&server);
+    let got = read_list(&ep, "extra-key", &numbers["extra-key"]).await;
+    assert!(got.iter().all(|(e, _)| e.is_none()));
+    server.shutdown().await;
+
+    // A stream's data key lost while its media is stored: refused, naming the file (a key minted
+    // at the next PutMedia would split the stream across two keys).
+    let stream_dir = stream_dir_path(&dir, "extra-key").unwrap();
+    let data_key = stream_dir.join("data-key");
+    let saved = std::fs::read(&data_key).unwrap();
+    std::fs::remove_file(&data_key).unwrap();
+    let e = bind_err(config.clone()).await;
+    assert!(e.contains("data-key") && e.contains("extra-key"), "{e}");
+    std::fs::write(&data_key, saved).unwrap();
     let server = kvs_server::Server::bind(config).await.unwrap();
     let ep = Endpoint::of(&server);
     let got = read_list(&ep, "extra-key", &numbers["extra-key"]).await;
