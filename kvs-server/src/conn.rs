@@ -7,7 +7,9 @@
 //! module keeps both apart: [`Watch`] sees every read (through [`WatchedIo`]) and every request
 //! (through [`RequestGuard`], held by the response body until hyper drops it), and
 //! [`idle_expired`] resolves when the connection has been silent for `keep_alive_timeout`
-//! between requests, or a request head has been arriving for longer than `header_read_timeout`.
+//! between requests, or a request head has been arriving for longer than `header_read_timeout`,
+//! or a response write has made no progress for `write_stall_timeout` (a client that stopped
+//! reading would otherwise hold its connection, and a GetMedia slot of its stream, forever).
 
 use std::convert::Infallible;
 use std::io;
@@ -52,6 +54,9 @@ pub(crate) struct Watch {
     /// When the first byte of the next request head arrived while idle, ms since `start`
     /// ([`NONE`] while none has).
     head_start_ms: AtomicU64,
+    /// Since when a write has been waiting for the client to take bytes, ms since `start`
+    /// ([`NONE`] while writes progress).
+    write_blocked_ms: AtomicU64,
 }
 
 impl Watch {
@@ -62,6 +67,7 @@ impl Watch {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             head_start_ms: AtomicU64::new(NONE),
+            write_blocked_ms: AtomicU64::new(NONE),
         })
     }
 
@@ -75,6 +81,17 @@ impl Watch {
             && self.head_start_ms.load(Ordering::SeqCst) == NONE
         {
             self.head_start_ms.store(self.now_ms(), Ordering::SeqCst);
+        }
+    }
+
+    /// A write (or flush) returned: `pending` starts the write-stall clock, progress stops it.
+    fn on_write<T>(&self, out: &Poll<T>) {
+        if out.is_pending() {
+            if self.write_blocked_ms.load(Ordering::SeqCst) == NONE {
+                self.write_blocked_ms.store(self.now_ms(), Ordering::SeqCst);
+            }
+        } else {
+            self.write_blocked_ms.store(NONE, Ordering::SeqCst);
         }
     }
 
@@ -101,14 +118,20 @@ impl Drop for RequestGuard {
 }
 
 /// Resolves when the connection should be closed: idle (waiting for the first byte of a
-/// request) for `keep_alive`, or receiving one request head for longer than `header_read`.
-/// Never resolves while a request is in flight.
-pub(crate) async fn idle_expired(watch: &Watch, keep_alive: Duration, header_read: Duration) {
+/// request) for `keep_alive`, receiving one request head for longer than `header_read`, or
+/// unable to write for `write_stall` (the only one that applies while a request is in flight).
+pub(crate) async fn idle_expired(
+    watch: &Watch,
+    keep_alive: Duration,
+    header_read: Duration,
+    write_stall: Duration,
+) {
     let ka = u64::try_from(keep_alive.as_millis()).unwrap_or(NONE / 4);
     let hr = u64::try_from(header_read.as_millis()).unwrap_or(NONE / 4);
-    // Re-checked at least this often, so a head starting during a long keep-alive wait is still
-    // cut close to its own deadline.
-    let tick = (ka.min(hr) / 4).max(10);
+    let ws = u64::try_from(write_stall.as_millis()).unwrap_or(NONE / 4);
+    // Re-checked at least this often, so a head starting (or a write blocking) during a long
+    // wait is still cut close to its own deadline.
+    let tick = (ka.min(hr).min(ws) / 4).max(10);
     loop {
         let now = watch.now_ms();
         let deadline = if watch.in_flight.load(Ordering::SeqCst) > 0 {
@@ -121,6 +144,10 @@ pub(crate) async fn idle_expired(watch: &Watch, keep_alive: Duration, header_rea
                     .saturating_add(ka),
                 head => head.saturating_add(hr),
             }
+        };
+        let deadline = match watch.write_blocked_ms.load(Ordering::SeqCst) {
+            NONE => deadline,
+            blocked => deadline.min(blocked.saturating_add(ws)),
         };
         if deadline <= now {
             return;
@@ -163,11 +190,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let out = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch.on_write(&out);
+        out
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let out = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch.on_write(&out);
+        out
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -179,7 +210,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let out = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch.on_write(&out);
+        out
     }
 
     fn is_write_vectored(&self) -> bool {

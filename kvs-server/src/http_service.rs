@@ -647,6 +647,7 @@ pub(crate) async fn serve(
                 &watch,
                 limits.keep_alive_timeout,
                 limits.header_read_timeout,
+                limits.write_stall_timeout,
             );
             match tls {
                 Some(acceptor) => {

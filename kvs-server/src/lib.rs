@@ -155,6 +155,10 @@ pub struct Limits {
     pub get_media_idle_end: Duration,
     /// Most concurrent GetMedia connections per stream.
     pub max_get_media_connections: usize,
+    /// A connection whose client takes no response bytes for this long (a GetMedia reader that
+    /// stopped reading, a producer that never reads its ACKs, a half-open connection) is closed,
+    /// freeing its connection and its per-stream slot.
+    pub write_stall_timeout: Duration,
     /// Most concurrent GetMediaForFragmentList connections per stream.
     pub max_fragment_list_connections: usize,
     /// Period of the retention sweep.
@@ -251,6 +255,7 @@ impl Limits {
             ("header_read_timeout", self.header_read_timeout),
             ("tls_handshake_timeout", self.tls_handshake_timeout),
             ("body_read_timeout", self.body_read_timeout),
+            ("write_stall_timeout", self.write_stall_timeout),
         ];
         for (name, value) in timeouts {
             if value.is_zero() {
@@ -277,6 +282,7 @@ impl Default for Limits {
             max_fragment_metadata: 10,
             get_media_idle_end: Duration::from_secs(3),
             max_get_media_connections: 3,
+            write_stall_timeout: Duration::from_secs(30),
             max_fragment_list_connections: 5,
             retention_interval: Duration::from_secs(30),
             segment_bytes: 64 * 1024 * 1024,

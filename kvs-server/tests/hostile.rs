@@ -1133,3 +1133,96 @@ async fn a_fragment_larger_than_the_whole_budget_gets_error_4001() {
     good_producer_round_trip(&ep, "fits", 2).await;
     server.shutdown().await;
 }
+
+/// The bytes of a buffered request as a client writes them.
+fn request_bytes(request: &http::Request<bytes::Bytes>) -> Vec<u8> {
+    let mut out = format!(
+        "{} {} HTTP/1.1\r\n",
+        request.method(),
+        request.uri().path_and_query().map_or("/", |p| p.as_str())
+    )
+    .into_bytes();
+    for (name, value) in request.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !request.headers().contains_key(http::header::CONTENT_LENGTH) {
+        out.extend_from_slice(format!("content-length: {}\r\n", request.body().len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(request.body());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_is_cut_and_frees_its_slot() {
+    use kvs_core::api::{ApiOperation, GetMediaRequest, StartSelector, StartSelectorType};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut limits = fast_limits();
+    limits.write_stall_timeout = Duration::from_millis(1500);
+    limits.max_get_media_connections = 1;
+    let (server, _dir) = start(limits).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "stalled", 1).await;
+    // About 24 MB stored: more than the socket buffers and the body channel can absorb.
+    let mut producer = Producer::new(now_ms() - 60_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("stalled")).await;
+    assert_eq!(pm.status, 200, "{}", pm.head);
+    pm.send(&producer.header()).await;
+    for _ in 0..24 {
+        pm.send(&producer.fragment(8, 128 * 1024)).await;
+        let acks = pm
+            .acks_until(|a| a.event_type == AckEventType::Persisted)
+            .await;
+        assert_eq!(
+            acks.last().map(|a| a.event_type),
+            Some(AckEventType::Persisted)
+        );
+    }
+    pm.finish().await;
+
+    // A GetMedia whose client never reads what it asked for.
+    let op = GetMediaRequest {
+        stream_name: Some("stalled".into()),
+        stream_arn: None,
+        start_selector: StartSelector::new(StartSelectorType::Earliest),
+    };
+    let mut request = op.to_http(&ep.uri()).unwrap();
+    sign_at(&ep, &mut request, std::time::SystemTime::now());
+    let mut stuck = tokio::net::TcpStream::connect(ep.addr).await.unwrap();
+    stuck.write_all(&request_bytes(&request)).await.unwrap();
+
+    // While it holds the stream's only GetMedia slot, another reader is refused; once the
+    // stalled connection is cut, the slot is free again and the whole stream reads back.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut refused = false;
+    loop {
+        let r = call_raw(&ep, &op).await;
+        if r.status() == 200 {
+            assert!(refused, "the stalled reader never held its slot");
+            assert!(r.body().len() > 24 * 1024 * 1024, "{}", r.body().len());
+            break;
+        }
+        let e = kvs_core::api::ApiError::from_http(&r);
+        assert_eq!(
+            e.kind,
+            kvs_core::api::ApiErrorKind::ConnectionLimitExceeded,
+            "{e}"
+        );
+        refused = true;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled reader was never cut"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And its connection was closed: what was sent before the cut, then the end.
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(30), stuck.read_to_end(&mut got)).await;
+    assert!(ended.is_ok(), "the stalled connection is still open");
+    assert!(got.len() < 24 * 1024 * 1024, "{}", got.len());
+    server.shutdown().await;
+}
