@@ -324,7 +324,7 @@ impl MkvReader {
         }
         let ticks =
             i128::from(s.cluster_timecode.unwrap_or(0)) + i128::from(i16::from_be_bytes([c0, c1]));
-        let timestamp_ns = clamp_i64(ticks * i128::from(self.timecode_scale));
+        let timestamp_ns = scaled_ns(ticks, self.timecode_scale);
         let duration_ns = self
             .tracks
             .iter()
@@ -907,7 +907,7 @@ impl MkvReader {
             });
         }
         let ticks = i128::from(cluster_tc) + i128::from(header.rel_timecode);
-        let timestamp_ns = clamp_i64(ticks * i128::from(scale));
+        let timestamp_ns = scaled_ns(ticks, scale);
         let (keyframe, discardable) = match group {
             None => (header.flags & 0x80 != 0, header.flags & 0x01 != 0),
             Some((_, has_reference)) => (!has_reference, false),
@@ -1061,4 +1061,24 @@ impl MkvReader {
 
 fn clamp_i64(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// `ticks × scale` in ns, saturated: both come from the input (a cluster timecode and a
+/// TimestampScale may each be up to 2^64 − 1, whose product overflows even an i128).
+fn scaled_ns(ticks: i128, scale: u64) -> i64 {
+    clamp_i64(ticks.saturating_mul(i128::from(scale)))
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::scaled_ns;
+
+    #[test]
+    fn hostile_timecodes_and_scales_saturate() {
+        let max_ticks = i128::from(u64::MAX) + i128::from(i16::MAX);
+        assert_eq!(scaled_ns(max_ticks, u64::MAX), i64::MAX);
+        assert_eq!(scaled_ns(i128::from(i16::MIN), u64::MAX), i64::MIN);
+        assert_eq!(scaled_ns(1_000, 1_000_000), 1_000_000_000);
+        assert_eq!(scaled_ns(-5, 1_000_000), -5_000_000);
+    }
 }
