@@ -114,6 +114,7 @@ impl Prepared {
             meta_lock: tokio::sync::Mutex::new(()),
             conn_ids: AtomicU64::new(1),
             quotas: Mutex::new(HashMap::new()),
+            unknown_stream_quotas: Mutex::new(HashMap::new()),
             ingest_budget: crate::budget::Budget::new(config.limits.max_ingest_bytes),
             config,
         }
@@ -138,6 +139,9 @@ pub(crate) struct Ctx {
     /// Token buckets of the per-stream control-plane TPS quotas: (operation, stream) ->
     /// (tokens, last refill).
     quotas: Mutex<HashMap<QuotaKey, (f64, std::time::Instant)>>,
+    /// The same for calls naming streams that do not exist (they get ResourceNotFound, after
+    /// their quota, as at the service's front door).
+    unknown_stream_quotas: Mutex<HashMap<QuotaKey, (f64, std::time::Instant)>>,
     /// Bytes PutMedia connections may hold in memory, all together.
     pub(crate) ingest_budget: crate::budget::Budget,
 }
@@ -350,12 +354,30 @@ impl Ctx {
     /// Takes a token from the (operation, stream) bucket of [`STREAM_TPS`] calls per second.
     fn take_token(&self, key: QuotaKey) -> Result<(), ApiError> {
         let now = std::time::Instant::now();
-        let mut quotas = lock(&self.quotas);
-        if quotas.len() >= MAX_QUOTA_BUCKETS {
+        // Streams that exist and made-up names are metered in separate tables: a flood of
+        // made-up names can then only ever reset made-up names' buckets, never a real stream's.
+        let known = self.registry.get(&key.1).is_some();
+        let mut quotas = lock(if known {
+            &self.quotas
+        } else {
+            &self.unknown_stream_quotas
+        });
+        if quotas.len() >= MAX_QUOTA_BUCKETS && !quotas.contains_key(&key) {
             // Bounded: forget buckets idle long enough to be full again.
             quotas.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(1));
             if quotas.len() >= MAX_QUOTA_BUCKETS {
-                quotas.clear();
+                if known {
+                    // The stalest bucket only: clearing all would refill every stream's budget.
+                    let stalest = quotas
+                        .iter()
+                        .min_by_key(|(_, (_, t))| *t)
+                        .map(|(k, _)| k.clone());
+                    if let Some(stalest) = stalest {
+                        quotas.remove(&stalest);
+                    }
+                } else {
+                    quotas.clear();
+                }
             }
         }
         let (tokens, last) = quotas.entry(key.clone()).or_insert((STREAM_TPS, now));
