@@ -553,3 +553,65 @@ async fn a_live_playlist_grows_as_fragments_arrive() {
     putter.finish().await;
     server.shutdown().await;
 }
+
+/// The body ranges of the sealed records of a segment file (see tests/encryption.rs).
+fn record_bodies(path: &std::path::Path) -> Vec<std::ops::Range<usize>> {
+    let b = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 21 <= b.len() {
+        assert_eq!(&b[pos..pos + 4], b"KVS2");
+        let word = |i: usize| u32::from_le_bytes(b[pos + i..pos + i + 4].try_into().unwrap());
+        let (clear, body) = (word(5) as usize, word(9) as usize);
+        let start = pos + 21 + clear;
+        out.push(start..start + body);
+        pos = start + body;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_fragment_that_does_not_open_is_never_served() {
+    // No cache: every read goes to the sealed records on disk.
+    let limits = kvs_server::Limits {
+        cache_bytes: 0,
+        ..fast_limits()
+    };
+    let (server, dir) = start(limits).await;
+    let ep = Endpoint::of(&server);
+    let (fragments, numbers) = put_sample(&ep, "sealed").await;
+    let c = client_of(&server);
+    let url = c
+        .get_hls_streaming_session_url(&on_demand(
+            "sealed",
+            TimestampSelectorType::ProducerTimestamp,
+            ms(fragments[0][0].timestamp_ns),
+            ms(fragments[4][0].timestamp_ns),
+        ))
+        .await
+        .unwrap();
+    let segment_url = |n: &str| {
+        let token = url.split_once("SessionToken=").unwrap().1;
+        resolve(
+            &url,
+            &format!("getMP4MediaFragment.mp4?FragmentNumber={n}&SessionToken={token}"),
+        )
+    };
+    assert_eq!(get(&ep, &segment_url(&numbers[4])).await.status(), 200);
+    // One byte of the last fragment's sealed body changes on disk.
+    let sdir = stream_dir(&dir, "sealed");
+    let segs = segment_files(&sdir);
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    let seg = sdir.join(&segs[0]);
+    let last = record_bodies(&seg).last().unwrap().clone();
+    let mut b = std::fs::read(&seg).unwrap();
+    b[last.start + 100] ^= 0x40;
+    std::fs::write(&seg, b).unwrap();
+    let r = get(&ep, &segment_url(&numbers[4])).await;
+    assert_eq!(r.status(), 500, "{}", text(&r));
+    assert_eq!(error_type(&r), "InternalFailure");
+    assert!(!r.body().windows(4).any(|w| w == b"moof"));
+    // The others still play.
+    assert_eq!(get(&ep, &segment_url(&numbers[3])).await.status(), 200);
+    server.shutdown().await;
+}
