@@ -5,6 +5,7 @@ mod common;
 mod demo;
 mod fragments;
 mod get;
+mod hls;
 mod inspect;
 mod media_io;
 mod put;
@@ -52,6 +53,12 @@ enum Command {
     /// or 100 MB from the start (as the service caps it). H.264/H.265 video with optional AAC
     /// or G.711 audio.
     Clip(clip::Args),
+    /// Print an HLS playback URL for a stream (GetHLSStreamingSessionURL).
+    ///
+    /// Without --start: LIVE. With --start and --end: ON_DEMAND (LIVE_REPLAY with --replay).
+    /// With --start alone: LIVE_REPLAY. Open the URL with any HLS player (ffplay, VLC, Safari);
+    /// it needs no AWS credentials and expires after --expires seconds.
+    Hls(hls::Args),
     /// Manage streams: create, list, describe, delete, update-retention, tag, tags, untag.
     Streams(streams::Args),
 }
@@ -66,6 +73,7 @@ fn main() -> ExitCode {
         Command::Get(args) => get::run(&cli.global, &args),
         Command::Fragments(args) => fragments::run(&cli.global, &args),
         Command::Clip(args) => clip::run(&cli.global, &args),
+        Command::Hls(args) => hls::run(&cli.global, &args),
         Command::Streams(args) => streams::run(&cli.global, &args),
     };
     match result {

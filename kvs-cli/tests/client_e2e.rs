@@ -209,6 +209,18 @@ fn put_get(tls: bool) {
     ]);
     assert_eq!(ok(&kvs(&dir, &vars, &args)).lines().count(), 5);
 
+    // `kvs hls`: an ON_DEMAND HLS URL of everything put (needs no credentials to play).
+    let mut args = g.clone();
+    args.extend([
+        "hls", "--stream", "cam", "--start", "now-1h", "--end", "now", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(ok(&kvs(&dir, &vars, &args)).trim()).unwrap();
+    let hls_url = v["HLSStreamingSessionURL"].as_str().unwrap().to_owned();
+    assert!(
+        hls_url.contains("/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken="),
+        "{hls_url}"
+    );
+
     if !tool_missing("ffprobe") {
         let probe = Command::new("ffprobe")
             .args([
@@ -241,6 +253,33 @@ fn put_get(tls: bool) {
         let per_track = |t: u64| input.iter().filter(|f| f.track == t).count();
         assert_eq!(count("h264"), per_track(1));
         assert_eq!(count("aac"), per_track(2));
+
+        // ffprobe plays the HLS URL (plain HTTP only: it would not trust the self-signed cert).
+        if !tls {
+            let probe = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-count_frames",
+                    "-select_streams",
+                    "v:0",
+                    "-show_entries",
+                    "stream=codec_name,nb_read_frames",
+                    "-of",
+                    "csv=p=0",
+                    &hls_url,
+                ])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&probe.stderr);
+            assert!(
+                probe.status.success() && stderr.trim().is_empty(),
+                "{stderr}"
+            );
+            let out = String::from_utf8_lossy(&probe.stdout);
+            let first = out.lines().next().unwrap_or_default().trim().to_owned();
+            assert_eq!(first, format!("h264,{}", per_track(1)), "{out}");
+        }
     }
 }
 

@@ -33,9 +33,9 @@ use crate::media::{ReadFail, fragment_bytes};
 use crate::state::{Stream, lock};
 
 /// The service's answer when the range holds no fragment.
-const NO_FRAGMENTS: &str = "No fragments found in the stream for the streaming request.";
+pub(crate) const NO_FRAGMENTS: &str = "No fragments found in the stream for the streaming request.";
 
-fn mp4_error(e: Mp4Error) -> ApiError {
+pub(crate) fn mp4_error(e: Mp4Error) -> ApiError {
     let kind = match &e {
         Mp4Error::UnsupportedCodec { .. } | Mp4Error::TrackCount(_) => {
             ApiErrorKind::UnsupportedStreamMediaType
@@ -48,7 +48,7 @@ fn mp4_error(e: Mp4Error) -> ApiError {
 }
 
 /// The tracks and frames of one stored fragment, decoded from its producer header and cluster.
-async fn decode(
+pub(crate) async fn decode(
     stream: &Stream,
     vault: &Vault,
     f: &IndexFragment,

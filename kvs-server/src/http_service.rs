@@ -110,6 +110,7 @@ impl Prepared {
             key_cache: Mutex::new(SigningKeyCache::new(64)),
             writer: self.writer,
             vault: self.vault,
+            hls_key: crate::hls::SessionKey::generate(),
             scheme,
             meta_lock: tokio::sync::Mutex::new(()),
             conn_ids: AtomicU64::new(1),
@@ -133,6 +134,8 @@ pub(crate) struct Ctx {
     pub(crate) writer: Writer,
     /// Master keys of encryption at rest.
     pub(crate) vault: Arc<crate::keys::Vault>,
+    /// The secret that signs HLS session tokens (see [`crate::hls`]).
+    pub(crate) hls_key: crate::hls::SessionKey,
     pub(crate) scheme: &'static str,
     meta_lock: tokio::sync::Mutex<()>,
     pub(crate) conn_ids: AtomicU64,
@@ -532,6 +535,13 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<B
         }
         return crate::ingest::put_media(ctx, parts, body, rid).await;
     }
+    // HLS playback GETs carry no SigV4 signature: the SessionToken in their query is verified
+    // instead (crate::hls).
+    if parts.method == http::Method::GET
+        && parts.uri.path().starts_with(crate::hls::PLAYBACK_PREFIX)
+    {
+        return crate::hls::serve(ctx, &parts, &rid).await;
+    }
     let bytes = match read_json_body(&ctx, body).await {
         Ok(b) => b,
         Err(e) => return closing(error_response(&e, &rid)),
@@ -592,6 +602,10 @@ async fn dispatch(
             crate::media::get_media_for_fragment_list(ctx, r, rid)?
         }
         ApiRequest::GetClip(r) => crate::clip::get_clip(ctx, r, rid).await?,
+        ApiRequest::GetHLSStreamingSessionURL(r) => reply(
+            crate::hls::get_hls_streaming_session_url(ctx, r, base)?,
+            rid,
+        ),
         other => {
             return Err(ApiError::new(
                 ApiErrorKind::UnknownOperation,

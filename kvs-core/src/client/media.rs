@@ -1,4 +1,5 @@
-//! GetMedia and GetMediaForFragmentList as streams of decoded events, and GetClip's MP4 bytes.
+//! GetMedia and GetMediaForFragmentList as streams of decoded events, GetClip's MP4 bytes and
+//! the HLS session URL.
 
 use std::time::Duration;
 
@@ -6,8 +7,8 @@ use bytes::Bytes;
 
 use super::{Client, ClientError};
 use crate::api::{
-    FragmentSelector, GetClipRequest, GetMediaForFragmentListRequest, GetMediaRequest,
-    StartSelector,
+    FragmentSelector, GetClipRequest, GetHlsStreamingSessionUrlRequest,
+    GetMediaForFragmentListRequest, GetMediaRequest, StartSelector,
 };
 use crate::mkv::reader::{Event, MkvReader};
 use crate::session::consumer::{ConsumerEvent, CursorConfig, GetMediaCursor};
@@ -252,6 +253,19 @@ impl Client {
             operation: "GetClip",
             response: self.open_media(&request).await?,
         })
+    }
+
+    /// GetHLSStreamingSessionURL: an HLS master playlist URL
+    /// (`.../hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=...`) for the stream and options of
+    /// `request` (playback mode, selector, expiry...), on the stream's
+    /// `GET_HLS_STREAMING_SESSION_URL` data endpoint. The URL is not SigV4-signed: any player
+    /// can open it until it expires. Errors (no fragments in the range, or none in the last 30
+    /// seconds for LIVE; retention 0; unsupported codecs) come back as [`ClientError::Api`].
+    pub async fn get_hls_streaming_session_url(
+        &self,
+        request: &GetHlsStreamingSessionUrlRequest,
+    ) -> Result<String, ClientError> {
+        Ok(self.call(request).await?.hls_streaming_session_url)
     }
 
     /// GetMediaForFragmentList for `fragments` of stream `name`, decoded.

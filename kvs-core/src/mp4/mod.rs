@@ -8,6 +8,9 @@
 //!   description, and `mvex`/`trex`);
 //! * [`Mp4Writer::fragment`]: one `moof` + `mdat` per KVS fragment;
 //! * [`Mp4Writer::finish`]: the last `moof` + `mdat`, holding the samples kept back.
+//! * [`Mp4Writer::standalone_fragment`]: one KVS fragment as a self-contained `moof` + `mdat`
+//!   (nothing kept back, sequence number and end given), for HLS, where a player fetches each
+//!   fragment on its own; decode times stay continuous when every fragment shares the origin.
 //!
 //! Supported codecs (GetClip's): H.264 (`V_MPEG4/ISO/AVC`, avcC → `avc1`), H.265
 //! (`V_MPEGH/ISO/HEVC`, hvcC → `hvc1`), AAC (`A_AAC`, AudioSpecificConfig → `mp4a` + `esds`) and

@@ -374,6 +374,42 @@ impl Mp4Writer {
             return Ok(None);
         };
         let origin = self.origin_ns.unwrap_or(first);
+        let fresh = self.samples_of(frames, origin)?;
+        // Each track: pending + fresh; all but the new last are written.
+        let mut runs: Vec<Vec<(Sample, u32)>> = Vec::with_capacity(self.tracks.len());
+        let mut next_pending: Vec<Option<Sample>> = Vec::with_capacity(self.tracks.len());
+        for (t, list) in self.tracks.iter().zip(fresh) {
+            if list.is_empty() {
+                runs.push(Vec::new());
+                next_pending.push(t.pending.clone());
+                continue;
+            }
+            let mut all: Vec<Sample> = t.pending.iter().cloned().chain(list).collect();
+            let last = all.pop();
+            let mut run = Vec::with_capacity(all.len());
+            let mut it = all.into_iter().peekable();
+            while let Some(s) = it.next() {
+                let next_dts = it.peek().or(last.as_ref()).map_or(s.dts, |n| n.dts);
+                let d = clamp_u32(next_dts.saturating_sub(s.dts));
+                run.push((s, d));
+            }
+            runs.push(run);
+            next_pending.push(last);
+        }
+        let segment = self.build(&runs)?;
+        self.origin_ns = Some(origin);
+        for ((t, run), pending) in self.tracks.iter_mut().zip(&runs).zip(next_pending) {
+            if let Some((_, d)) = run.last() {
+                t.last_duration = Some(*d);
+            }
+            t.pending = pending;
+        }
+        Ok(segment)
+    }
+
+    /// The frames' samples per track (index = track index), in decode order, times relative to
+    /// `origin` (ns).
+    fn samples_of(&self, frames: &[Frame], origin: i64) -> Result<Vec<Vec<Sample>>, Mp4Error> {
         // Per track: the new samples, in decode order.
         let mut fresh: Vec<Vec<Sample>> = vec![Vec::new(); self.tracks.len()];
         for f in frames {
@@ -417,36 +453,98 @@ impl Mp4Writer {
                 }
             }
         }
-        // Each track: pending + fresh; all but the new last are written.
+        Ok(fresh)
+    }
+
+    /// One KVS fragment as a self-contained `moof` + `mdat` whose `mfhd` sequence number is
+    /// `sequence`, for segment-by-segment delivery (HLS, where each fragment is fetched on its
+    /// own): nothing is kept back. Decode times are relative to the origin
+    /// ([`set_origin`](Self::set_origin); set it to the same value for every fragment of a
+    /// session so that `baseMediaDecodeTime` is continuous across fragments). The last sample of
+    /// each track lasts until `end_ns` (the fragment's end, e.g. the next fragment's start) when
+    /// that is later than the sample, else as [`finish`](Self::finish) would end it.
+    ///
+    /// Do not mix with [`fragment`](Self::fragment) on one writer: samples kept back by it are
+    /// not written here.
+    ///
+    /// # Errors
+    /// [`Mp4Error::UnknownTrack`], [`Mp4Error::InvalidFrame`] or
+    /// [`Mp4Error::FragmentTooLarge`].
+    pub fn standalone_fragment(
+        &mut self,
+        frames: &[Frame],
+        sequence: u32,
+        end_ns: Option<i64>,
+    ) -> Result<Option<Segment>, Mp4Error> {
+        if frames.len() > MAX_FRAMES_PER_FRAGMENT {
+            return Err(Mp4Error::FragmentTooLarge {
+                frames: frames.len(),
+                bytes: frames.iter().map(|f| f.data.len() as u64).sum(),
+            });
+        }
+        let Some(first) = frames.iter().map(|f| f.timestamp_ns).min() else {
+            return Ok(None);
+        };
+        let origin = self.origin_ns.unwrap_or(first);
+        let fresh = self.samples_of(frames, origin)?;
         let mut runs: Vec<Vec<(Sample, u32)>> = Vec::with_capacity(self.tracks.len());
-        let mut next_pending: Vec<Option<Sample>> = Vec::with_capacity(self.tracks.len());
-        for (t, list) in self.tracks.iter().zip(fresh) {
-            if list.is_empty() {
-                runs.push(Vec::new());
-                next_pending.push(t.pending.clone());
-                continue;
-            }
-            let mut all: Vec<Sample> = t.pending.iter().cloned().chain(list).collect();
-            let last = all.pop();
-            let mut run = Vec::with_capacity(all.len());
-            let mut it = all.into_iter().peekable();
+        for (t, list) in self.tracks.iter_mut().zip(fresh) {
+            let mut run: Vec<(Sample, u32)> = Vec::with_capacity(list.len());
+            let mut it = list.into_iter().peekable();
             while let Some(s) = it.next() {
-                let next_dts = it.peek().or(last.as_ref()).map_or(s.dts, |n| n.dts);
-                let d = clamp_u32(next_dts.saturating_sub(s.dts));
+                let d = match it.peek() {
+                    Some(n) => clamp_u32(n.dts.saturating_sub(s.dts)),
+                    None => {
+                        let end =
+                            end_ns.map(|e| ns_to_ticks(e.saturating_sub(origin), t.timescale));
+                        match end.filter(|e| *e > s.dts) {
+                            Some(e) => clamp_u32(e - s.dts),
+                            None => t.final_duration(&s),
+                        }
+                    }
+                };
+                if it.peek().is_some() {
+                    t.last_duration = Some(d);
+                }
                 run.push((s, d));
             }
             runs.push(run);
-            next_pending.push(last);
         }
-        let segment = self.build(&runs)?;
         self.origin_ns = Some(origin);
-        for ((t, run), pending) in self.tracks.iter_mut().zip(&runs).zip(next_pending) {
-            if let Some((_, d)) = run.last() {
-                t.last_duration = Some(*d);
-            }
-            t.pending = pending;
+        let previous = self.sequence;
+        self.sequence = sequence.wrapping_sub(1);
+        let segment = self.build(&runs);
+        if segment.is_err() {
+            self.sequence = previous;
         }
-        Ok(segment)
+        segment
+    }
+
+    /// The RFC 6381 codec strings of the tracks (`avc1.PPCCLL`, `hvc1`, `mp4a.40.N`; G.711 has
+    /// none), for an HLS master playlist's `CODECS` attribute.
+    pub fn codecs(&self) -> Vec<String> {
+        self.tracks
+            .iter()
+            .filter_map(|t| match t.codec {
+                Codec::Avc { .. } => {
+                    let b = |i: usize| t.codec_private.get(i).copied().unwrap_or(0);
+                    Some(format!("avc1.{:02x}{:02x}{:02x}", b(1), b(2), b(3)))
+                }
+                Codec::Hevc { .. } => Some("hvc1".to_owned()),
+                Codec::Aac => AudioSpecificConfig::parse(&t.codec_private)
+                    .ok()
+                    .map(|a| format!("mp4a.40.{}", a.object_type)),
+                Codec::G711(_) => None,
+            })
+            .collect()
+    }
+
+    /// The first video track's width and height, when there is one.
+    pub fn resolution(&self) -> Option<(u16, u16)> {
+        self.tracks
+            .iter()
+            .find(|t| t.codec.is_video() && t.width > 0 && t.height > 0)
+            .map(|t| (t.width, t.height))
     }
 
     /// The samples still kept back, as a last `moof` + `mdat` (`None` when there are none).
@@ -792,6 +890,54 @@ mod tests {
         let d = u32::from_be_bytes(h[trun + 16..trun + 20].try_into().unwrap());
         assert_eq!(d, 3600);
         assert_eq!(s1.to_bytes().len(), s1.len());
+    }
+
+    /// The `u32` after the box type `name` at offset `skip` into that box's payload.
+    fn field(h: &[u8], name: &[u8; 4], skip: usize) -> u64 {
+        let at = h.windows(4).position(|w| w == name).unwrap() + 4 + skip;
+        u64::from(u32::from_be_bytes(h[at..at + 4].try_into().unwrap()))
+    }
+
+    #[test]
+    fn standalone_fragments_are_numbered_and_continuous() {
+        let mut w = Mp4Writer::new(&[avc_track()]).unwrap();
+        w.set_origin(1_000_000_000);
+        let f2 = [avcc_frame(1, 1080, true), avcc_frame(1, 1120, false)];
+        // Fetched out of order, as a player may: the second fragment first.
+        let s2 = w
+            .standalone_fragment(&f2, 8, Some(1_160_000_000))
+            .unwrap()
+            .unwrap();
+        let f1 = [avcc_frame(1, 1000, true), avcc_frame(1, 1040, false)];
+        let s1 = w
+            .standalone_fragment(&f1, 7, Some(1_080_000_000))
+            .unwrap()
+            .unwrap();
+        // Every sample is written: nothing kept back.
+        assert_eq!(s1.samples.len(), 2);
+        assert!(w.finish().unwrap().is_none());
+        // mfhd sequence numbers as given.
+        assert_eq!(field(&s1.header, b"mfhd", 4), 7);
+        assert_eq!(field(&s2.header, b"mfhd", 4), 8);
+        // tfdt (version 1, 64-bit; low half): 0 and 80 ms = 7200 ticks after the origin.
+        assert_eq!(field(&s1.header, b"tfdt", 8), 0);
+        assert_eq!(field(&s2.header, b"tfdt", 8), 7200);
+        // The last sample lasts until the fragment's end: 40 ms each.
+        assert_eq!(field(&s1.header, b"trun", 12), 3600);
+        assert_eq!(field(&s1.header, b"trun", 24), 3600);
+        // Without an end, the last sample takes the previous duration.
+        let s3 = w
+            .standalone_fragment(
+                &[avcc_frame(1, 1160, true), avcc_frame(1, 1180, false)],
+                9,
+                None,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(field(&s3.header, b"trun", 24), 1800);
+        assert!(w.standalone_fragment(&[], 10, None).unwrap().is_none());
+        assert_eq!(w.codecs(), vec!["avc1.42c00a".to_owned()]);
+        assert!(w.resolution().is_some_and(|(w, h)| w > 0 && h > 0));
     }
 
     #[test]

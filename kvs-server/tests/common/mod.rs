@@ -2,6 +2,8 @@
 //! hand-made MKV pieces for the error rules.
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

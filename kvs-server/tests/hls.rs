@@ -1,0 +1,617 @@
+//! HLS playback against a real server on loopback: the bundled H.264 + AAC sample is put with
+//! PutMedia (one fragment per key frame); session URLs come from kvs-core's client and from
+//! boto3 (`kinesis-video-archived-media` `get_hls_streaming_session_url`); ffprobe counts the
+//! frames of the HLS stream and ffmpeg decodes it from the URL. Tampered and expired tokens are
+//! refused, a key without the action gets no session, and a LIVE playlist grows as fragments
+//! arrive. Peers (ffprobe/ffmpeg, `$KVS_PYTHON` with boto3) are found on PATH; a missing one
+//! skips its part with a message, unless `KVS_REQUIRE_TOOLS=1`.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::media::*;
+use common::*;
+use kvs_core::api::{
+    GetHlsStreamingSessionUrlRequest, OpenTimestampRange, PlaybackMode, SessionFragmentSelector,
+    Timestamp, TimestampSelectorType,
+};
+use kvs_core::client::ClientError;
+use kvs_core::mkv::Frame;
+
+/// A plain, unsigned GET of `url` (as a player makes it).
+async fn get(ep: &Endpoint, url: &str) -> http::Response<Bytes> {
+    let uri: http::Uri = url.parse().unwrap();
+    let request = http::Request::get(uri.path_and_query().unwrap().as_str())
+        .header("host", uri.authority().unwrap().as_str())
+        .body(Bytes::new())
+        .unwrap();
+    send(ep, request).await
+}
+
+fn text(r: &http::Response<Bytes>) -> String {
+    String::from_utf8_lossy(r.body()).into_owned()
+}
+
+/// A playlist's relative URI resolved against the playlist's URL `base`.
+fn resolve(base: &str, relative: &str) -> String {
+    let dir = &base[..base[..base.find('?').unwrap()].rfind('/').unwrap() + 1];
+    format!("{dir}{relative}")
+}
+
+fn on_demand(
+    name: &str,
+    kind: TimestampSelectorType,
+    start_ms: u64,
+    end_ms: u64,
+) -> GetHlsStreamingSessionUrlRequest {
+    GetHlsStreamingSessionUrlRequest {
+        stream_name: Some(name.into()),
+        playback_mode: Some(PlaybackMode::OnDemand),
+        hls_fragment_selector: Some(SessionFragmentSelector {
+            fragment_selector_type: Some(kind),
+            timestamp_range: Some(OpenTimestampRange {
+                start_timestamp: Some(Timestamp::from_millis(start_ms)),
+                end_timestamp: Some(Timestamp::from_millis(end_ms)),
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+fn count(frames: &[Vec<Frame>], track: u64) -> u64 {
+    frames.iter().flatten().filter(|f| f.track == track).count() as u64
+}
+
+fn ms(ns: i64) -> u64 {
+    (ns / 1_000_000) as u64
+}
+
+fn api_kind(e: &ClientError) -> String {
+    match e {
+        ClientError::Api { error, .. } => format!("{:?}: {}", error.kind, error.message),
+        other => format!("not an API error: {other}"),
+    }
+}
+
+/// ffprobe's per-stream (codec, frames) of the HLS URL, with no error output.
+fn probe(url: &str) -> Option<Vec<(String, u64)>> {
+    let Some(ffprobe) = find_tool("ffprobe") else {
+        skip("ffprobe not found on PATH");
+        return None;
+    };
+    let out = Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "ffprobe {url}: {stderr}"
+    );
+    let mut streams: Vec<(String, u64)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (c, n) = l.split_once(',').unwrap();
+            (c.to_owned(), n.trim().parse().unwrap())
+        })
+        .collect();
+    // ffprobe lists an HLS variant's streams twice (under the program and on their own).
+    streams.sort();
+    streams.dedup();
+    Some(streams)
+}
+
+/// The video packets' decode times (seconds) ffprobe reads from the HLS URL.
+fn video_dts(url: &str) -> Option<Vec<f64>> {
+    let ffprobe = find_tool("ffprobe")?;
+    let out = Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=dts_time",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+            .collect(),
+    )
+}
+
+/// ffmpeg reads (stream copy) and decodes the HLS URL with no error output.
+fn plays_cleanly(url: &str) {
+    let Some(ffmpeg) = find_tool("ffmpeg") else {
+        skip("ffmpeg not found on PATH");
+        return;
+    };
+    for extra in [&["-c", "copy"][..], &[][..]] {
+        let out = Command::new(&ffmpeg)
+            .args(["-hide_banner", "-v", "error", "-i", url])
+            .args(extra)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "ffmpeg {extra:?}: {stderr}"
+        );
+    }
+}
+
+/// boto3's `get_hls_streaming_session_url` (after `get_data_endpoint`), or `None` without
+/// Python/boto3. `args`: stream, selector type, start ms, end ms.
+fn boto3_session_url(server: &kvs_server::Server, args: &[&str]) -> Option<String> {
+    let py = std::env::var("KVS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import boto3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(&format!("{py} cannot import boto3"));
+        return None;
+    }
+    let script = r#"
+import os, sys, datetime, boto3
+kw = dict(region_name=os.environ["AWS_REGION"], aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+kv = boto3.client("kinesisvideo", endpoint_url=os.environ["KVS_ENDPOINT"], **kw)
+url = kv.get_data_endpoint(StreamName=sys.argv[1], APIName="GET_HLS_STREAMING_SESSION_URL")["DataEndpoint"]
+am = boto3.client("kinesis-video-archived-media", endpoint_url=url, **kw)
+ts = lambda ms: datetime.datetime.fromtimestamp(int(ms) / 1000, datetime.timezone.utc)
+r = am.get_hls_streaming_session_url(StreamName=sys.argv[1], PlaybackMode="ON_DEMAND",
+    HLSFragmentSelector={"FragmentSelectorType": sys.argv[2],
+        "TimestampRange": {"StartTimestamp": ts(sys.argv[3]), "EndTimestamp": ts(sys.argv[4])}},
+    DisplayFragmentTimestamp="ALWAYS", Expires=600)
+try:
+    am.get_hls_streaming_session_url(StreamName=sys.argv[1], PlaybackMode="ON_DEMAND",
+        HLSFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+            "TimestampRange": {"StartTimestamp": ts(1000), "EndTimestamp": ts(2000)}})
+    raise SystemExit("an empty range did not fail")
+except am.exceptions.ResourceNotFoundException as e:
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+try:
+    am.get_hls_streaming_session_url(StreamName=sys.argv[1], ContainerFormat="MPEG_TS")
+    raise SystemExit("MPEG_TS did not fail")
+except am.exceptions.InvalidArgumentException:
+    pass
+print(r["HLSStreamingSessionURL"])
+"#;
+    let creds = server.credentials();
+    let out = Command::new(&py)
+        .args(["-c", script])
+        .args(args)
+        .env("KVS_ENDPOINT", server.base_url())
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+        .env("AWS_REGION", server.region())
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "boto3 get_hls_streaming_session_url failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
+/// Puts the sample (5 fragments, last frame a minute ago) into a new stream `name`.
+async fn put_sample(ep: &Endpoint, name: &str) -> (Vec<Vec<Frame>>, Vec<String>) {
+    create_stream(ep, name, 1).await;
+    let (tracks, frames) = sample_ending(60_000);
+    let fragments = split_at_key_frames(&frames);
+    assert_eq!(fragments.len(), 5);
+    let mut putter = SamplePutter::open(ep, name, &tracks).await;
+    let mut numbers = Vec::new();
+    for f in &fragments {
+        numbers.push(putter.put(f).await);
+    }
+    putter.finish().await;
+    (fragments, numbers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_sessions_play_in_ffmpeg_and_tokens_are_checked() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    let (fragments, numbers) = put_sample(&ep, "cam").await;
+    let c = client_of(&server);
+
+    // Producer range from fragment 1's start to fragment 3's start: fragments 1, 2 and 3.
+    let start = ms(fragments[1][0].timestamp_ns);
+    let end = ms(fragments[3][0].timestamp_ns);
+    let url = c
+        .get_hls_streaming_session_url(&on_demand(
+            "cam",
+            TimestampSelectorType::ProducerTimestamp,
+            start,
+            end,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "{}/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken=",
+            server.base_url()
+        )),
+        "{url}"
+    );
+
+    // The playlists, fetched as a player does (no signature).
+    let master = get(&ep, &url).await;
+    assert_eq!(master.status(), 200, "{}", text(&master));
+    let master = text(&master);
+    assert!(master.starts_with("#EXTM3U\n"), "{master}");
+    assert!(master.contains("CODECS=\"avc1."), "{master}");
+    assert!(master.contains("mp4a.40.2"), "{master}");
+    let media_line = master.lines().find(|l| !l.starts_with('#')).unwrap();
+    let media = get(&ep, &resolve(&url, media_line)).await;
+    assert_eq!(media.status(), 200);
+    let media = text(&media);
+    for tag in [
+        "#EXT-X-VERSION:7",
+        "#EXT-X-TARGETDURATION:",
+        "#EXT-X-MEDIA-SEQUENCE:1",
+        "#EXT-X-MAP:URI=\"getMP4InitFragment.mp4?SessionToken=",
+        "#EXT-X-ENDLIST",
+    ] {
+        assert!(media.contains(tag), "{tag} missing:\n{media}");
+    }
+    // PRODUCER selector: no discontinuities by default; no date-times unless asked.
+    assert!(!media.contains("#EXT-X-DISCONTINUITY\n"), "{media}");
+    assert!(!media.contains("PROGRAM-DATE-TIME"), "{media}");
+    let listed: Vec<&str> = media
+        .lines()
+        .filter(|l| l.starts_with("getMP4MediaFragment.mp4?FragmentNumber="))
+        .collect();
+    assert_eq!(listed.len(), 3, "{media}");
+    for (line, number) in listed.iter().zip(&numbers[1..=3]) {
+        assert!(line.contains(number.as_str()), "{line} vs {number}");
+    }
+    // A media fragment is one moof + mdat.
+    let segment = get(&ep, &resolve(&url, listed[0])).await;
+    assert_eq!(segment.status(), 200);
+    assert_eq!(&segment.body()[4..8], b"moof");
+
+    let picked = &fragments[1..=3];
+    if let Some(p) = probe(&url) {
+        assert_eq!(
+            p,
+            vec![
+                ("aac".to_owned(), count(picked, 2)),
+                ("h264".to_owned(), count(picked, 1)),
+            ]
+        );
+        plays_cleanly(&url);
+        // Decode times run on across fragments: strictly increasing, spanning the three
+        // fragments' frames (25 fps) without jumps.
+        let dts = video_dts(&url).unwrap();
+        assert_eq!(dts.len() as u64, count(picked, 1));
+        assert!(
+            dts.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] < 0.1),
+            "{dts:?}"
+        );
+    }
+
+    // boto3, by server timestamps (DiscontinuityMode ALWAYS by default) and with date-times:
+    // every fragment.
+    // (botocore sends whole seconds: the end is rounded up past the last ingestion.)
+    let now = now_ms() + 1000;
+    if let Some(boto_url) = boto3_session_url(
+        &server,
+        &[
+            "cam",
+            "SERVER_TIMESTAMP",
+            &(now - 120_000).to_string(),
+            &now.to_string(),
+        ],
+    ) {
+        let master = text(&get(&ep, &boto_url).await);
+        let media_line = master.lines().find(|l| !l.starts_with('#')).unwrap();
+        let media = text(&get(&ep, &resolve(&boto_url, media_line)).await);
+        assert_eq!(
+            media.matches("#EXT-X-DISCONTINUITY\n").count(),
+            5,
+            "{media}"
+        );
+        assert_eq!(
+            media.matches("#EXT-X-PROGRAM-DATE-TIME:").count(),
+            5,
+            "{media}"
+        );
+        if let Some(p) = probe(&boto_url) {
+            assert_eq!(
+                p,
+                vec![
+                    ("aac".to_owned(), count(&fragments, 2)),
+                    ("h264".to_owned(), count(&fragments, 1)),
+                ]
+            );
+            plays_cleanly(&boto_url);
+        }
+    }
+
+    // A tampered token is refused (403 NotAuthorizedException), whichever byte changes.
+    let (prefix, token) = url.split_once("SessionToken=").unwrap();
+    let mut bytes = token.as_bytes().to_vec();
+    for at in [5, token.len() / 2, token.len() - 3] {
+        let original = bytes[at];
+        bytes[at] = if original == b'A' { b'B' } else { b'A' };
+        let bad = format!("{prefix}SessionToken={}", String::from_utf8_lossy(&bytes));
+        let r = get(&ep, &bad).await;
+        assert_eq!(r.status(), 403, "{}", text(&r));
+        assert_eq!(error_type(&r), "NotAuthorizedException");
+        bytes[at] = original;
+    }
+    for bad in [
+        format!("{prefix}SessionToken="),
+        prefix.trim_end_matches('?').to_owned(),
+        format!("{prefix}SessionToken={}", token.split('.').next().unwrap()),
+    ] {
+        let r = get(&ep, &bad).await;
+        assert_eq!(r.status(), 403, "{bad}: {}", text(&r));
+    }
+    // A fragment outside the session's range is not served by it.
+    let outside = resolve(
+        &url,
+        &format!(
+            "getMP4MediaFragment.mp4?FragmentNumber={}&SessionToken={token}",
+            numbers[0]
+        ),
+    );
+    assert_eq!(get(&ep, &outside).await.status(), 404);
+
+    // Service errors of the session call.
+    let e = c
+        .get_hls_streaming_session_url(&on_demand(
+            "cam",
+            TimestampSelectorType::ProducerTimestamp,
+            1000,
+            2000,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_kind(&e),
+        "ResourceNotFound: No fragments found in the stream for the streaming request."
+    );
+    let mut ts = on_demand("cam", TimestampSelectorType::ProducerTimestamp, start, end);
+    ts.container_format = Some(kvs_core::api::ContainerFormat::MpegTs);
+    let e = c.get_hls_streaming_session_url(&ts).await.unwrap_err();
+    assert!(
+        api_kind(&e).starts_with("InvalidArgument"),
+        "{}",
+        api_kind(&e)
+    );
+    let mut live_with_range =
+        on_demand("cam", TimestampSelectorType::ProducerTimestamp, start, end);
+    live_with_range.playback_mode = Some(PlaybackMode::Live);
+    let e = c
+        .get_hls_streaming_session_url(&live_with_range)
+        .await
+        .unwrap_err();
+    assert!(
+        api_kind(&e).starts_with("InvalidArgument"),
+        "{}",
+        api_kind(&e)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_expires() {
+    let clock = Arc::new(kvs_server::ManualClock::new(now_ms()));
+    let (server, _dir) =
+        start_in_with_clock(temp_dir("hls-exp"), fast_limits(), clock.clone()).await;
+    let ep = Endpoint::of(&server);
+    let (fragments, _) = put_sample(&ep, "exp").await;
+    let c = client_of(&server);
+    let mut request = on_demand(
+        "exp",
+        TimestampSelectorType::ProducerTimestamp,
+        ms(fragments[0][0].timestamp_ns),
+        ms(fragments[4][0].timestamp_ns),
+    );
+    request.expires = Some(300);
+    let url = c.get_hls_streaming_session_url(&request).await.unwrap();
+    assert_eq!(get(&ep, &url).await.status(), 200);
+    clock.advance(Duration::from_secs(299));
+    assert_eq!(get(&ep, &url).await.status(), 200);
+    clock.advance(Duration::from_secs(1));
+    let r = get(&ep, &url).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_type(&r), "NotAuthorizedException");
+    assert!(
+        text(&r).contains("Streaming session token is expired"),
+        "{}",
+        text(&r)
+    );
+    // Expires outside 300..43200 is refused.
+    request.expires = Some(299);
+    let e = c.get_hls_streaming_session_url(&request).await.unwrap_err();
+    assert!(
+        api_kind(&e).starts_with("InvalidArgument"),
+        "{}",
+        api_kind(&e)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_without_the_action_gets_no_session() {
+    let ini = "[default]\naws_access_key_id = AKIAHLSADMIN00000001\naws_secret_access_key = admin\n\
+               [clips]\naws_access_key_id = AKIAHLSCLIPS00000001\naws_secret_access_key = clips\n\
+               kvs_allow = kinesisvideo:GetClip, kinesisvideo:GetDataEndpoint\n";
+    let (server, _dir) = start_with_credentials(ini, &[]).await.unwrap();
+    let admin = Endpoint::of(&server);
+    let (fragments, _) = put_sample(&admin, "acl").await;
+    let request = on_demand(
+        "acl",
+        TimestampSelectorType::ProducerTimestamp,
+        ms(fragments[0][0].timestamp_ns),
+        ms(fragments[4][0].timestamp_ns),
+    );
+    let clips = admin.with_keys("AKIAHLSCLIPS00000001", "clips");
+    let e = call(&clips, &request).await.unwrap_err();
+    assert_eq!(e.http_status, 401);
+    assert!(
+        e.message.contains("kinesisvideo:GetHLSStreamingSessionURL"),
+        "{}",
+        e.message
+    );
+    // The admin may; the URL then plays without any key.
+    let url = call(&admin, &request)
+        .await
+        .unwrap()
+        .hls_streaming_session_url;
+    assert_eq!(get(&admin, &url).await.status(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_playlist_grows_as_fragments_arrive() {
+    let (server, _dir) = start(fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "live", 1).await;
+    let (tracks, frames) = sample_ending(1_000);
+    let fragments = split_at_key_frames(&frames);
+    let mut putter = SamplePutter::open(&ep, "live", &tracks).await;
+    let c = client_of(&server);
+    let live = GetHlsStreamingSessionUrlRequest {
+        stream_name: Some("live".into()),
+        max_media_playlist_fragment_results: Some(3),
+        ..Default::default()
+    };
+    // Nothing ingested yet: no LIVE session.
+    let e = c.get_hls_streaming_session_url(&live).await.unwrap_err();
+    assert!(
+        api_kind(&e).starts_with("ResourceNotFound"),
+        "{}",
+        api_kind(&e)
+    );
+
+    let first = putter.put(&fragments[0]).await;
+    let url = c.get_hls_streaming_session_url(&live).await.unwrap();
+    let master = text(&get(&ep, &url).await);
+    let media_url = resolve(&url, master.lines().find(|l| !l.starts_with('#')).unwrap());
+    let media = text(&get(&ep, &media_url).await);
+    assert!(media.contains(&first), "{media}");
+    assert!(!media.contains("#EXT-X-ENDLIST"), "{media}");
+    let mut numbers = vec![first];
+    for f in &fragments[1..] {
+        numbers.push(putter.put(f).await);
+        let newest = numbers.last().unwrap().clone();
+        // Poll until the playlist lists the new fragment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let media = loop {
+            let media = text(&get(&ep, &media_url).await);
+            if media.contains(&newest) {
+                break media;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never listed:\n{media}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // The window holds the newest three at most.
+        let listed = media.matches("getMP4MediaFragment.mp4").count();
+        assert_eq!(listed, numbers.len().min(3), "{media}");
+        assert!(
+            !media.contains(&numbers[0]) || numbers.len() <= 3,
+            "{media}"
+        );
+    }
+    putter.finish().await;
+    server.shutdown().await;
+}
+
+/// The body ranges of the sealed records of a segment file (see tests/encryption.rs).
+fn record_bodies(path: &std::path::Path) -> Vec<std::ops::Range<usize>> {
+    let b = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 21 <= b.len() {
+        assert_eq!(&b[pos..pos + 4], b"KVS2");
+        let word = |i: usize| u32::from_le_bytes(b[pos + i..pos + i + 4].try_into().unwrap());
+        let (clear, body) = (word(5) as usize, word(9) as usize);
+        let start = pos + 21 + clear;
+        out.push(start..start + body);
+        pos = start + body;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_fragment_that_does_not_open_is_never_served() {
+    // No cache: every read goes to the sealed records on disk.
+    let limits = kvs_server::Limits {
+        cache_bytes: 0,
+        ..fast_limits()
+    };
+    let (server, dir) = start(limits).await;
+    let ep = Endpoint::of(&server);
+    let (fragments, numbers) = put_sample(&ep, "sealed").await;
+    let c = client_of(&server);
+    let url = c
+        .get_hls_streaming_session_url(&on_demand(
+            "sealed",
+            TimestampSelectorType::ProducerTimestamp,
+            ms(fragments[0][0].timestamp_ns),
+            ms(fragments[4][0].timestamp_ns),
+        ))
+        .await
+        .unwrap();
+    let segment_url = |n: &str| {
+        let token = url.split_once("SessionToken=").unwrap().1;
+        resolve(
+            &url,
+            &format!("getMP4MediaFragment.mp4?FragmentNumber={n}&SessionToken={token}"),
+        )
+    };
+    assert_eq!(get(&ep, &segment_url(&numbers[4])).await.status(), 200);
+    // One byte of the last fragment's sealed body changes on disk.
+    let sdir = stream_dir(&dir, "sealed");
+    let segs = segment_files(&sdir);
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    let seg = sdir.join(&segs[0]);
+    let last = record_bodies(&seg).last().unwrap().clone();
+    let mut b = std::fs::read(&seg).unwrap();
+    b[last.start + 100] ^= 0x40;
+    std::fs::write(&seg, b).unwrap();
+    let r = get(&ep, &segment_url(&numbers[4])).await;
+    assert_eq!(r.status(), 500, "{}", text(&r));
+    assert_eq!(error_type(&r), "InternalFailure");
+    assert!(!r.body().windows(4).any(|w| w == b"moof"));
+    // The others still play.
+    assert_eq!(get(&ep, &segment_url(&numbers[3])).await.status(), 200);
+    server.shutdown().await;
+}
