@@ -632,7 +632,10 @@ impl Ingest {
             let mut d = lock(&self.stream.data);
             let seq = d.next_seq;
             d.next_seq += 1;
-            let server_ms = now.max(d.last_server_ms);
+            // Strictly increasing within a stream: a selection by server timestamp (ListFragments,
+            // GetClip, HLS, whose same-start rule keeps only the newest) never sees two
+            // fragments of one stream at the same server time, however fast they arrive.
+            let server_ms = now.max(d.last_server_ms.saturating_add(1));
             d.last_server_ms = server_ms;
             if d.header_runs.values().next_back() != Some(&header_id) {
                 d.header_runs.insert(seq, header_id);
