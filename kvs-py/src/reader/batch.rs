@@ -28,7 +28,7 @@ use super::{
 
 /// Default `max_frames` of `MkvReader.batches()`.
 pub const DEFAULT_MAX_FRAMES: usize = 65536;
-/// Column capacity reserved up front (a batch grows past it only when asked for more frames).
+/// Frames reserved up front (a batch grows past it only when asked for more frames).
 const RESERVE: usize = 65536;
 
 /// The columns' names, numpy dtypes and `memoryview.cast` formats (all little-endian packed).
@@ -50,16 +50,21 @@ enum PayloadSource {
 }
 
 /// A batch being filled (no Python object is touched while it is: it is filled without the GIL).
+///
+/// One typed vector per column, so that handing the batch over reads each column once (a batch
+/// of 65536 frames is megabytes: one pass per column keeps the memory traffic low). The vectors
+/// keep their memory from batch to batch.
+#[derive(Default)]
 struct Columns {
-    len: usize,
-    tracks: Vec<u8>,
-    timestamps: Vec<u8>,
-    keyframes: Vec<u8>,
-    sizes: Vec<u8>,
-    offsets: Vec<u8>,
-    chunk_ids: Vec<u8>,
+    tracks: Vec<u64>,
+    timestamps: Vec<i64>,
+    sizes: Vec<u32>,
+    offsets: Vec<u64>,
+    chunk_ids: Vec<u32>,
+    /// [`KEYFRAME`], [`INVISIBLE`], [`DISCARDABLE`], [`HAS_DURATION`].
     flags: Vec<u8>,
-    durations: Vec<u64>,
+    /// (frame, duration in ns) of the frames that have a duration (few have one).
+    durations: Vec<(u32, u64)>,
     sources: Vec<PayloadSource>,
     /// (first frame, tracks in force from it on).
     track_runs: Vec<(usize, Arc<[TrackInfo]>)>,
@@ -67,23 +72,46 @@ struct Columns {
     current: Option<(u32, Arc<Chunk>)>,
 }
 
-impl Columns {
-    fn new(max: usize) -> Self {
-        let n = max.min(RESERVE);
-        Columns {
-            len: 0,
-            tracks: Vec::with_capacity(n * 8),
-            timestamps: Vec::with_capacity(n * 8),
-            keyframes: Vec::with_capacity(n),
-            sizes: Vec::with_capacity(n * 4),
-            offsets: Vec::with_capacity(n * 8),
-            chunk_ids: Vec::with_capacity(n * 4),
-            flags: Vec::with_capacity(n),
-            durations: Vec::with_capacity(n),
-            sources: Vec::new(),
-            track_runs: Vec::new(),
-            current: None,
+/// A column as packed little-endian values (`N` bytes each), written straight into a `bytes`.
+fn column<T: Copy, const N: usize>(
+    py: Python<'_>,
+    values: &[T],
+    to_le: impl Fn(T) -> [u8; N],
+) -> PyResult<Py<PyBytes>> {
+    let len = values.len().saturating_mul(N);
+    let b = PyBytes::new_with(py, len, |buf| {
+        for (dst, v) in buf.chunks_exact_mut(N).zip(values) {
+            dst.copy_from_slice(&to_le(*v));
         }
+        Ok(())
+    })?;
+    Ok(b.unbind())
+}
+
+impl Columns {
+    /// Empties the batch, keeping the vectors' memory for the next one.
+    fn clear(&mut self, max: usize) {
+        let n = max.min(RESERVE);
+        self.tracks.clear();
+        self.tracks.reserve(n);
+        self.timestamps.clear();
+        self.timestamps.reserve(n);
+        self.sizes.clear();
+        self.sizes.reserve(n);
+        self.offsets.clear();
+        self.offsets.reserve(n);
+        self.chunk_ids.clear();
+        self.chunk_ids.reserve(n);
+        self.flags.clear();
+        self.flags.reserve(n);
+        self.durations.clear();
+        self.sources.clear();
+        self.track_runs.clear();
+        self.current = None;
+    }
+
+    fn len(&self) -> usize {
+        self.tracks.len()
     }
 
     fn push(
@@ -99,21 +127,20 @@ impl Columns {
             .last()
             .is_some_and(|(_, t)| Arc::ptr_eq(t, tracks))
         {
-            self.track_runs.push((self.len, Arc::clone(tracks)));
+            self.track_runs
+                .push((self.tracks.len(), Arc::clone(tracks)));
         }
-        self.tracks.extend_from_slice(&s.track.to_le_bytes());
-        self.timestamps
-            .extend_from_slice(&s.timestamp_ns.to_le_bytes());
-        self.keyframes.push(u8::from(s.flags & KEYFRAME != 0));
+        self.tracks.push(s.track);
+        self.timestamps.push(s.timestamp_ns);
         // Frames are at most `ReaderLimits::max_element_size` (64 MiB) long.
-        let size = u32::try_from(len).unwrap_or(u32::MAX);
-        self.sizes.extend_from_slice(&size.to_le_bytes());
-        self.offsets
-            .extend_from_slice(&(offset as u64).to_le_bytes());
-        self.chunk_ids.extend_from_slice(&source.to_le_bytes());
+        self.sizes.push(u32::try_from(len).unwrap_or(u32::MAX));
+        self.offsets.push(offset as u64);
+        self.chunk_ids.push(source);
+        if s.flags & HAS_DURATION != 0 {
+            let i = u32::try_from(self.flags.len()).unwrap_or(u32::MAX);
+            self.durations.push((i, s.duration_ns));
+        }
         self.flags.push(s.flags);
-        self.durations.push(s.duration_ns);
-        self.len += 1;
     }
 
     /// Adds a frame lying at `offset` in `chunk`.
@@ -153,36 +180,44 @@ impl Columns {
     ) {
         let p = frame.data.as_ptr() as usize;
         let len = frame.data.len();
-        let inside = |c: &Chunk| p >= c.base && p + len <= c.base + c.len;
-        let found = match &self.current {
-            Some((_, c)) if inside(c) => Some(Arc::clone(c)),
-            _ => chunks.iter().rev().find(|c| inside(c)).cloned(),
-        };
-        match found {
-            Some(c) => self.push_in_chunk(Scalars::of(frame), &c, p - c.base, len, tracks),
+        let inside =
+            |c: &Chunk| p >= c.base && p.saturating_add(len) <= c.base.saturating_add(c.len);
+        // Most frames lie in the chunk of the frame before them (no reference count touched).
+        if let Some((id, c)) = &self.current
+            && inside(c)
+        {
+            let (id, offset) = (*id, p - c.base);
+            self.push(Scalars::of(frame), id, offset, len, tracks);
+            return;
+        }
+        match chunks.iter().rev().find(|c| inside(c)) {
+            Some(c) => {
+                let c = Arc::clone(c);
+                self.push_in_chunk(Scalars::of(frame), &c, p - c.base, len, tracks);
+            }
             None => self.push_owned(frame, tracks),
         }
     }
 
-    fn into_batch(self, py: Python<'_>) -> PyResult<FrameBatch> {
+    /// Hands the batch over as a [`FrameBatch`] (the vectors keep their memory for reuse).
+    fn take_batch(&mut self, py: Python<'_>) -> PyResult<FrameBatch> {
         let sources = self.sources.iter().map(|s| match s {
             PayloadSource::Chunk(c) => c.obj.clone_ref(py).into_bound(py),
             PayloadSource::Owned(b) => PyBytes::new(py, b),
         });
         let chunks = PyTuple::new(py, sources)?.unbind();
-        let bytes = |v: &[u8]| PyBytes::new(py, v).unbind();
         Ok(FrameBatch {
-            len: self.len,
-            tracks: bytes(&self.tracks),
-            timestamps_ns: bytes(&self.timestamps),
-            keyframes: bytes(&self.keyframes),
-            sizes: bytes(&self.sizes),
-            offsets: bytes(&self.offsets),
-            chunk_ids: bytes(&self.chunk_ids),
+            len: self.len(),
+            tracks: column(py, &self.tracks, u64::to_le_bytes)?,
+            timestamps_ns: column(py, &self.timestamps, i64::to_le_bytes)?,
+            keyframes: column(py, &self.flags, |f| [u8::from(f & KEYFRAME != 0)])?,
+            sizes: column(py, &self.sizes, u32::to_le_bytes)?,
+            offsets: column(py, &self.offsets, u64::to_le_bytes)?,
+            chunk_ids: column(py, &self.chunk_ids, u32::to_le_bytes)?,
             chunks,
-            flags: self.flags,
-            durations: self.durations,
-            track_runs: self.track_runs,
+            flags: self.flags.clone(),
+            durations: self.durations.clone(),
+            track_runs: std::mem::take(&mut self.track_runs),
         })
     }
 }
@@ -202,15 +237,21 @@ enum Stop {
 impl MkvReader {
     /// Makes the tracks in force those of the next frame (unless they are unchanged in content).
     fn update_frame_tracks(&mut self) {
-        if !Arc::ptr_eq(&self.tracks, &self.frame_tracks) && *self.tracks != *self.frame_tracks {
-            self.frame_tracks = Arc::clone(&self.tracks);
+        if !Arc::ptr_eq(&self.tracks, &self.frame_tracks) {
+            if *self.tracks == *self.frame_tracks {
+                // The same tracks again (GetMedia repeats them in every fragment): share one
+                // object so that the next frames compare pointers only.
+                self.tracks = Arc::clone(&self.frame_tracks);
+            } else {
+                self.frame_tracks = Arc::clone(&self.tracks);
+            }
         }
     }
 
     /// Decodes events into `cols` until it holds `max` frames, the input runs dry or an error
     /// comes. Runs without the GIL: it touches no Python object (only `Arc`s of chunks).
     fn fill(&mut self, cols: &mut Columns, max: usize) -> Stop {
-        while cols.len < max {
+        while cols.len() < max {
             let Some(event) = self.reader.poll_event() else {
                 if self.staged.is_empty() {
                     return Stop::Dry;
@@ -248,7 +289,7 @@ impl MkvReader {
     /// Moves the items decoded for frame iteration (read ahead, or left by a mixed use of the
     /// reader) into `cols`, up to `max` frames. A strict-mode error ends the batch.
     fn drain_pending(&mut self, py: Python<'_>, cols: &mut Columns, max: usize) -> PyResult<()> {
-        while cols.len < max {
+        while cols.len() < max {
             let Some(item) = self.pending.pop_front() else {
                 return Ok(());
             };
@@ -293,21 +334,22 @@ impl MkvReader {
         &mut self,
         py: Python<'_>,
         max: usize,
+        cols: &mut Columns,
         deferred: &mut Option<PyErr>,
     ) -> PyResult<Option<FrameBatch>> {
         if let Some(e) = deferred.take() {
             return Err(e);
         }
-        let mut cols = Columns::new(max);
-        match self.fill_batch(py, &mut cols, max) {
+        cols.clear(max);
+        match self.fill_batch(py, cols, max) {
             Ok(()) => {}
-            Err(e) if cols.len > 0 => *deferred = Some(e),
+            Err(e) if cols.len() > 0 => *deferred = Some(e),
             Err(e) => return Err(e),
         }
-        if cols.len == 0 {
+        if cols.len() == 0 {
             return Ok(None);
         }
-        Ok(Some(cols.into_batch(py)?))
+        Ok(Some(cols.take_batch(py)?))
     }
 
     fn fill_batch(&mut self, py: Python<'_>, cols: &mut Columns, max: usize) -> PyResult<()> {
@@ -315,7 +357,7 @@ impl MkvReader {
         self.drain_pending(py, cols, max)?;
         // Frames decoded from here on are not in `pending`: stop tracking the iteration state.
         self.next_tracks = None;
-        while cols.len < max {
+        while cols.len() < max {
             let stop = py.detach(|| self.fill(cols, max));
             self.after_batch();
             match stop {
@@ -347,6 +389,8 @@ pub struct BatchIterator {
     max_frames: usize,
     /// An error met after the frames of the last batch, raised by the next call.
     deferred: Option<PyErr>,
+    /// The batch being filled (its vectors are reused from batch to batch).
+    cols: Columns,
 }
 
 impl BatchIterator {
@@ -359,6 +403,7 @@ impl BatchIterator {
             reader,
             max_frames,
             deferred: None,
+            cols: Columns::default(),
         })
     }
 }
@@ -370,10 +415,12 @@ impl BatchIterator {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<FrameBatch>> {
-        self.reader
-            .bind(py)
-            .borrow_mut()
-            .next_batch(py, self.max_frames, &mut self.deferred)
+        self.reader.bind(py).borrow_mut().next_batch(
+            py,
+            self.max_frames,
+            &mut self.cols,
+            &mut self.deferred,
+        )
     }
 }
 
@@ -394,7 +441,8 @@ pub struct FrameBatch {
     chunk_ids: Py<PyBytes>,
     chunks: Py<PyTuple>,
     flags: Vec<u8>,
-    durations: Vec<u64>,
+    /// (frame, duration in ns) of the frames that have a duration, in frame order.
+    durations: Vec<(u32, u64)>,
     track_runs: Vec<(usize, Arc<[TrackInfo]>)>,
 }
 
@@ -425,7 +473,11 @@ impl FrameBatch {
         let s = Scalars {
             track: u64_at(&self.tracks),
             timestamp_ns: i64::from_le_bytes(element(self.timestamps_ns.bind(py).as_bytes(), i)),
-            duration_ns: self.durations.get(i).copied().unwrap_or(0),
+            duration_ns: u32::try_from(i)
+                .ok()
+                .and_then(|i| self.durations.binary_search_by_key(&i, |d| d.0).ok())
+                .and_then(|k| self.durations.get(k))
+                .map_or(0, |d| d.1),
             flags: self.flags.get(i).copied().unwrap_or(0)
                 & (KEYFRAME | INVISIBLE | DISCARDABLE | HAS_DURATION),
         };
