@@ -12,6 +12,9 @@ change of machine load hits both; the ratio is the median of the per-round ratio
 reader decodes one batch ahead on a helper thread while Python consumes the current batch, so
 its CPU time (also printed) can exceed its wall time; the Rust loop is single-threaded. The
 loops here keep no frame, so the reader reuses each `Frame` object once the loop has dropped it.
+The "python batches" row reads the same body with `reader.batches(--max-frames)` and counts
+frames and sums sizes per batch (`len(b)`, `np.frombuffer(b.sizes, "<u4").sum()`): one Python
+object per batch instead of one per frame. `--only-batches` times only Rust and that row.
 The machine's load changes these numbers a lot: print `uptime` next to them.
 """
 

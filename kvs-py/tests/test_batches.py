@@ -218,3 +218,17 @@ def test_batches_release_the_gil():
     ticks, elapsed = ticks_during(run)
     assert elapsed > 0.005
     assert ticks > 1000, (ticks, elapsed)
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_frames_after_a_batch(read_ahead):
+    body = BODY * 20  # long enough for the reader to decode ahead
+    expected = [frame_key(f) for f in kvs.read_mkv(body)]
+    reader = kvs.read_mkv(body, read_ahead=read_ahead)
+    got = [frame_key(f) for f in next(reader.batches(50))]
+    got += [frame_key(f) for f in reader]  # then frame by frame: each frame once, in order
+    assert got == expected
+    reader = kvs.read_mkv(body, read_ahead=read_ahead)
+    got = [frame_key(next(reader)) for _ in range(700)]  # past one read-ahead batch
+    got += frame_keys(reader.batches(1000))
+    assert got == expected
