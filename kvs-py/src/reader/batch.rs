@@ -270,8 +270,14 @@ impl MkvReader {
                     cols.push_core(&frame, &self.chunks, &self.frame_tracks);
                 }
                 Ok(Event::Track(_)) => {
-                    if self.reader.tracks() != &self.tracks[..] {
-                        self.tracks = Arc::from(self.reader.tracks().to_vec());
+                    let now = self.reader.tracks();
+                    if now != &self.tracks[..] {
+                        self.tracks = if now == &self.frame_tracks[..] {
+                            // Back to the tracks of the frames so far (GetMedia repeats them).
+                            Arc::clone(&self.frame_tracks)
+                        } else {
+                            Arc::from(now.to_vec())
+                        };
                     }
                 }
                 Ok(Event::Warning(w)) => {
