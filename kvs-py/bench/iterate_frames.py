@@ -12,6 +12,9 @@ change of machine load hits both; the ratio is the median of the per-round ratio
 reader decodes one batch ahead on a helper thread while Python consumes the current batch, so
 its CPU time (also printed) can exceed its wall time; the Rust loop is single-threaded. The
 loops here keep no frame, so the reader reuses each `Frame` object once the loop has dropped it.
+The "python batches" row reads the same body with `reader.batches(--max-frames)` and counts
+frames and sums sizes per batch (`len(b)`, `np.frombuffer(b.sizes, "<u4").sum()`): one Python
+object per batch instead of one per frame. `--only-batches` times only Rust and that row.
 The machine's load changes these numbers a lot: print `uptime` next to them.
 """
 
@@ -39,6 +42,8 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--chunk", type=int, default=1 << 20)
+    ap.add_argument("--max-frames", type=int, default=65536, help="frames per batch (batches row)")
+    ap.add_argument("--only-batches", action="store_true", help="time only Rust and batches")
     args = ap.parse_args()
 
     one = kvs._kvs._to_getmedia(SAMPLE.read_bytes())
@@ -58,6 +63,15 @@ def main() -> None:
             size += frame.size
         return n, size
 
+    def python_batches() -> tuple[int, int]:
+        import numpy as np
+
+        n = size = 0
+        for b in kvs.read_mkv(body, chunk_size=args.chunk).batches(args.max_frames):
+            n += len(b)
+            size += int(np.frombuffer(b.sizes, "<u4").sum())
+        return n, size
+
     def python_numpy() -> tuple[int, int]:
         import numpy as np
 
@@ -70,10 +84,14 @@ def main() -> None:
     rounds = []
     for _ in range(args.repeat):
         t_rust, c_rust, r_rust = timed(lambda: kvs._kvs._rust_frame_count(body, args.chunk))
-        t_py, c_py, r_py = timed(python_loop)
-        t_one, _, r_one = timed(python_single)
-        assert r_py == r_rust == r_one, (r_py, r_rust, r_one)
-        rounds.append((t_rust, t_py, c_rust, c_py, t_one))
+        t_b, c_b, r_b = timed(python_batches)
+        if args.only_batches:
+            t_py, c_py, r_py, t_one, r_one = t_b, c_b, r_b, t_b, r_b
+        else:
+            t_py, c_py, r_py = timed(python_loop)
+            t_one, _, r_one = timed(python_single)
+        assert r_py == r_rust == r_one == r_b, (r_py, r_rust, r_one, r_b)
+        rounds.append((t_rust, t_py, c_rust, c_py, t_one, t_b, c_b))
     med = statistics.median
     t_rust, t_py = med(r[0] for r in rounds), med(r[1] for r in rounds)
     c_rust, c_py = med(r[2] for r in rounds), med(r[3] for r in rounds)
@@ -84,6 +102,12 @@ def main() -> None:
           f"medians of {args.repeat} alternating rounds")
     print(f"rust   count+size : {frames / t_rust:12,.0f} frames/s  {mb / t_rust:8.0f} MB/s"
           f"  (CPU {c_rust / t_rust:.0%} of wall)")
+    t_b, c_b = med(r[5] for r in rounds), med(r[6] for r in rounds)
+    print(f"python batches    : {frames / t_b:12,.0f} frames/s  {mb / t_b:8.0f} MB/s"
+          f"  (CPU {c_b / t_b:.0%} of wall)  {med(r[0] / r[5] for r in rounds):.0%} of Rust"
+          f"  (max_frames={args.max_frames})")
+    if args.only_batches:
+        return
     print(f"python count+size : {frames / t_py:12,.0f} frames/s  {mb / t_py:8.0f} MB/s"
           f"  (CPU {c_py / t_py:.0%} of wall)  {ratio:.0%} of Rust")
     print(f"python per CPU-second: {frames / c_py:10,.0f} frames/s  ({c_rust / c_py:.0%} of Rust)")

@@ -88,6 +88,9 @@ fn _kvs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<reader::Fragment>()?;
     m.add_class::<reader::MkvReader>()?;
     m.add_class::<reader::FragmentIterator>()?;
+    m.add_class::<reader::FrameBatch>()?;
+    m.add_class::<reader::BatchIterator>()?;
+    m.add_class::<reader::FrameBatchIterator>()?;
     m.add_class::<writer::MkvWriter>()?;
     m.add_class::<server::_Server>()?;
     m.add_class::<client::_Client>()?;

@@ -30,6 +30,9 @@ use pyo3::types::{PyBytes, PyDict, PyInt, PyIterator, PyList, PyMemoryView, PySl
 
 use crate::errors::decode_error;
 
+mod batch;
+pub use batch::{BatchIterator, DEFAULT_MAX_FRAMES, FrameBatch, FrameBatchIterator};
+
 /// Default number of bytes read from a file or pushed into the decoder at once.
 pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 /// Events decoded per release of the GIL.
@@ -1340,6 +1343,13 @@ impl MkvReader {
     /// Iterates over whole fragments, each with its frames and KVS metadata.
     fn fragments(slf: Py<Self>) -> FragmentIterator {
         FragmentIterator { reader: slf }
+    }
+
+    /// Iterates over `FrameBatch`es of at most `max_frames` frames each, decoded as columns
+    /// with the GIL released (frame iteration and batches may be mixed: each frame comes once).
+    #[pyo3(signature = (max_frames = 65536))]
+    fn batches(slf: Py<Self>, max_frames: usize) -> PyResult<BatchIterator> {
+        BatchIterator::new(slf, max_frames)
     }
 
     /// Tracks of the current document (known once its Tracks element has been read).

@@ -7,6 +7,9 @@ local kvs server.
     import kvs, numpy as np
     for frame in kvs.read_mkv("clip.mkv"):
         arr = np.frombuffer(frame.data, np.uint8)   # no copy
+
+    for batch in kvs.read_mkv("clip.mkv").batches():  # columns of up to 65536 frames
+        sizes = batch.to_numpy()["size"]            # no copy; batch.to_pandas() too
 """
 
 from __future__ import annotations
@@ -39,7 +42,16 @@ from ._client import (
     Producer,
     StreamInfo,
 )
-from ._kvs import Fragment, FragmentIterator, Frame, MkvReader, MkvWriter, Track
+from ._kvs import (
+    BatchIterator,
+    Fragment,
+    FragmentIterator,
+    Frame,
+    FrameBatch,
+    MkvReader,
+    MkvWriter,
+    Track,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +62,7 @@ Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes],
 
 __all__ = [
     "AckError",
+    "BatchIterator",
     "Client",
     "ConfigError",
     "ContinuationToken",
@@ -63,6 +76,7 @@ __all__ = [
     "Fragment",
     "FragmentIterator",
     "Frame",
+    "FrameBatch",
     "KvsError",
     "MediaDecodeError",
     "MkvReader",
@@ -87,7 +101,11 @@ def read_mkv(
     ``source`` is ``bytes`` (read without a copy), any other bytes-like object (copied once), a
     path, a binary file object (read ``chunk_size`` bytes at a time) or an iterable of bytes chunks
     (such as an HTTP body). Iterate over the result for :class:`Frame` objects, or call
-    ``.fragments()`` for :class:`Fragment` objects. Memory stays bounded by the chunk and fragment
+    ``.fragments()`` for :class:`Fragment` objects, or ``.batches(max_frames=65536)`` for
+    :class:`FrameBatch` objects: up to ``max_frames`` frames as columns (``tracks``,
+    ``timestamps_ns``, ``keyframes``, ``sizes``, ``offsets``, ``chunk_ids`` as little-endian packed
+    ``bytes``; ``to_numpy()``, ``views()`` and ``to_pandas()``), the fast way to scan a long
+    stream from Python. Memory stays bounded by the chunk and fragment
     sizes. With ``strict=False`` decoding errors are collected in ``.errors`` instead of raising
     :class:`DecodeError`.
 
