@@ -219,6 +219,15 @@ impl Ctx {
             .mode(0o700)
             .create(data_dir.join("streams"))
             .map_err(io_err(data_dir))?;
+        // Owner-only even when it existed before (DirBuilder's mode applies only to what it
+        // creates): the clear index metadata below it is nobody else's business. The data
+        // directory itself may be the user's own choice of a shared folder: left as it is.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let streams = data_dir.join("streams");
+            std::fs::set_permissions(&streams, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err(&streams))?;
+        }
         let loaded = match &config.credentials_file {
             Some(path) => crate::creds::load_credentials_file(path)?,
             None => crate::creds::dev_credentials(data_dir)?,

@@ -746,3 +746,18 @@ async fn data_directories_of_other_formats_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&newer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streams_directory_is_owner_only_even_when_it_existed() {
+    let dir = temp_dir("streams-mode");
+    let streams = dir.join("data/streams");
+    std::fs::create_dir_all(&streams).unwrap();
+    std::fs::set_permissions(&streams, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = kvs_server::Server::bind(config_in(&dir, limits()))
+        .await
+        .unwrap();
+    let mode = std::fs::metadata(&streams).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{mode:o}");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
