@@ -160,6 +160,12 @@ pub fn api_kind(e: &ClientError) -> String {
     }
 }
 
+/// Asserts `e` is the API error `kind` (its "Kind: message" starts with `kind`).
+#[track_caller]
+pub fn assert_api_error(e: &ClientError, kind: &str) {
+    assert!(api_kind(e).starts_with(kind), "{}", api_kind(e));
+}
+
 /// ffprobe's per-stream (codec, frames read) of `input` (a file or URL) in ffprobe's order,
 /// asserting no error output; `None` (after `skip`) without ffprobe.
 pub fn probe_frames(input: impl AsRef<OsStr>) -> Option<Vec<(String, u64)>> {
