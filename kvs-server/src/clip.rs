@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use kvs_core::api::*;
-use kvs_core::index::{Fragment as IndexFragment, RangeQuery, TimestampKind};
+use kvs_core::index::Fragment as IndexFragment;
 use kvs_core::mkv::reader::{Event, MkvReader};
 use kvs_core::mkv::{Frame, TrackInfo};
 use kvs_core::mp4::{Mp4Error, Mp4Writer, Segment};
@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::control::find;
 use crate::http_service::{Body, ChannelBody, Ctx};
 use crate::keys::Vault;
-use crate::media::{ReadFail, fragment_bytes};
+use crate::media::{ReadFail, fragment_bytes, range_query};
 use crate::state::{Stream, lock};
 
 /// The service's answer when the range holds no fragment.
@@ -135,18 +135,9 @@ pub(crate) async fn get_clip(
             "The stream keeps no data (DataRetentionInHours is 0); increase its retention to get clips.",
         ));
     }
-    let sel = r.clip_fragment_selector;
-    let kind = if sel.fragment_selector_type == TimestampSelectorType::ProducerTimestamp {
-        TimestampKind::Producer
-    } else {
-        TimestampKind::Server
-    };
-    let query = RangeQuery {
-        kind,
-        start_ms: sel.timestamp_range.start_timestamp.as_millis(),
-        end_ms: sel.timestamp_range.end_timestamp.as_millis(),
-    };
-    let clip = lock(&stream.data).index.clip(query);
+    let clip = lock(&stream.data)
+        .index
+        .clip(range_query(&r.clip_fragment_selector));
     let mut selected = clip.fragments.into_iter();
     let first = selected
         .next()

@@ -351,6 +351,20 @@ pub(crate) fn get_media_for_fragment_list(
     Ok(media_head(rid, body_rx))
 }
 
+/// The index query of a ListFragments or GetClip selector.
+pub(crate) fn range_query(sel: &FragmentSelector) -> RangeQuery {
+    let kind = if sel.fragment_selector_type == TimestampSelectorType::ProducerTimestamp {
+        TimestampKind::Producer
+    } else {
+        TimestampKind::Server
+    };
+    RangeQuery {
+        kind,
+        start_ms: sel.timestamp_range.start_timestamp.as_millis(),
+        end_ms: sel.timestamp_range.end_timestamp.as_millis(),
+    }
+}
+
 /// `POST /listFragments`.
 pub(crate) fn list_fragments(
     ctx: &Arc<Ctx>,
@@ -370,17 +384,7 @@ pub(crate) fn list_fragments(
             let sel = r.fragment_selector.as_ref().ok_or_else(|| {
                 ApiError::invalid_argument("FragmentSelector is required without NextToken.")
             })?;
-            let kind = if sel.fragment_selector_type == TimestampSelectorType::ProducerTimestamp {
-                TimestampKind::Producer
-            } else {
-                TimestampKind::Server
-            };
-            let query = RangeQuery {
-                kind,
-                start_ms: sel.timestamp_range.start_timestamp.as_millis(),
-                end_ms: sel.timestamp_range.end_timestamp.as_millis(),
-            };
-            lock(&stream.data).index.list(query, max)
+            lock(&stream.data).index.list(range_query(sel), max)
         }
     };
     let fragments = page

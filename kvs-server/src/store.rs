@@ -1716,9 +1716,10 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn a_damaged_head_in_a_sealed_segment_is_skipped_too() {
-        let dir = std::env::temp_dir().join(format!("kvs-store-sealdmg-{}", std::process::id()));
+    /// A fresh directory (named by `tag`) holding stream 7's header and fragments 0..6 in
+    /// 200-byte segments (161-byte records: two fragments per segment), the writer forgotten.
+    fn six_fragments_in_small_segments(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kvs-store-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         // 161-byte records, 200-byte segments: two fragments per segment.
         let w = Writer::start(WriterConfig {
@@ -1737,6 +1738,12 @@ mod tests {
         let (tx2, rx2) = mpsc::channel();
         w.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
         rx2.recv().unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_damaged_head_in_a_sealed_segment_is_skipped_too() {
+        let dir = six_fragments_in_small_segments("sealdmg");
         // The first record of the oldest (sealed) segment.
         xor_byte(&dir.join(segment_name(0)), 3, 0x40);
         for _ in 0..2 {
@@ -1752,25 +1759,7 @@ mod tests {
 
     #[test]
     fn recovery_reads_sealed_segments_lightly_and_applies_retention() {
-        let dir = std::env::temp_dir().join(format!("kvs-store-rec-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        // 161-byte records, 200-byte segments: two fragments per segment.
-        let w = Writer::start(WriterConfig {
-            segment_bytes: 200,
-            faults: None,
-            max_open_streams: 8,
-        })
-        .unwrap();
-        let (tx, rx) = mpsc::channel();
-        send_header(&w, &dir, 7, &tx);
-        collect(&rx, 1);
-        for seq in 0..6 {
-            send_fragment(&w, &dir, seq, 7, &tx);
-            assert!(collect(&rx, 1)[&seq]);
-        }
-        let (tx2, rx2) = mpsc::channel();
-        w.forget(dir.clone(), Box::new(move || tx2.send(()).unwrap()));
-        rx2.recv().unwrap();
+        let dir = six_fragments_in_small_segments("rec");
         assert_eq!(segment_ids(&dir).unwrap().len(), 3);
         let rec = recover(&dir, 0).unwrap();
         assert_eq!(rec.index.len(), 6);

@@ -7,109 +7,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bytes::BytesMut;
+use common::media::*;
 use common::*;
 use kvs_core::api::{FragmentSelector, Timestamp, TimestampRange, TimestampSelectorType};
 use kvs_core::client::{Client, ClientError};
-use kvs_core::credentials::Credentials;
-use kvs_core::mkv::reader::{Event, decode_all};
-use kvs_core::mkv::writer::{StreamConfig, StreamWriter};
-use kvs_core::mkv::{Frame, TrackInfo};
-
-fn required() -> bool {
-    std::env::var("KVS_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
-fn skip(why: &str) {
-    assert!(!required(), "{why} (KVS_REQUIRE_TOOLS=1)");
-    eprintln!("skipping: {why}");
-}
-
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The sample's tracks and frames, timestamps moved so the last frame is a minute ago.
-fn sample() -> (Vec<TrackInfo>, Vec<Frame>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/media/sample.mkv");
-    let data = std::fs::read(path).unwrap();
-    let mut tracks = Vec::new();
-    let mut frames = Vec::new();
-    for e in decode_all(&data) {
-        match e.unwrap() {
-            Event::Track(t) => tracks.push(*t),
-            Event::Frame(f) => frames.push(f),
-            _ => {}
-        }
-    }
-    let last = frames.iter().map(|f| f.timestamp_ns).max().unwrap();
-    let offset = (now_ms() as i64 - 60_000) * 1_000_000 - last;
-    for f in &mut frames {
-        f.timestamp_ns += offset;
-    }
-    (tracks, frames)
-}
-
-/// Frames grouped into fragments, a new one at each video key frame.
-fn split(frames: &[Frame]) -> Vec<Vec<Frame>> {
-    let mut out: Vec<Vec<Frame>> = Vec::new();
-    for f in frames {
-        if out.is_empty() || (f.track == 1 && f.keyframe) {
-            out.push(Vec::new());
-        }
-        out.last_mut().unwrap().push(f.clone());
-    }
-    out
-}
-
-/// PutMedia of `fragments` (absolute timecodes) into `name`; their PERSISTED fragment numbers.
-async fn put(
-    ep: &Endpoint,
-    name: &str,
-    tracks: &[TrackInfo],
-    fragments: &[Vec<Frame>],
-) -> Vec<String> {
-    let mut writer = StreamWriter::new(StreamConfig::new([3u8; 16]), tracks.to_vec()).unwrap();
-    let mut pm = PutMedia::open(ep, &absolute(name)).await;
-    assert_eq!(pm.status, 200, "{}", pm.head);
-    pm.send(&writer.header().clone()).await;
-    let mut numbers = Vec::new();
-    for frag in fragments {
-        let mut out = BytesMut::new();
-        for f in frag {
-            writer.encode_frame(f, &mut out).unwrap();
-        }
-        writer.end_fragment(&mut out).unwrap();
-        pm.send(&out).await;
-        let acks = pm
-            .acks_until(|a| a.event_type == kvs_core::ack::AckEventType::Persisted)
-            .await;
-        let last = acks.last().expect("an ACK");
-        assert_eq!(last.event_type, kvs_core::ack::AckEventType::Persisted);
-        numbers.push(last.fragment_number.clone().unwrap().as_str().to_owned());
-    }
-    pm.finish().await;
-    numbers
-}
-
-fn client(server: &kvs_server::Server) -> Client {
-    let creds = server.credentials();
-    Client::builder()
-        .endpoint_url(server.base_url())
-        .region(server.region())
-        .credentials(Credentials::new(
-            creds.access_key_id.clone(),
-            creds.secret_access_key.clone(),
-        ))
-        .build()
-        .unwrap()
-}
+use kvs_core::mkv::Frame;
 
 fn selector(kind: TimestampSelectorType, start_ms: u64, end_ms: u64) -> FragmentSelector {
     FragmentSelector {
@@ -130,76 +34,6 @@ async fn get_clip(c: &Client, name: &str, sel: FragmentSelector) -> Result<Vec<u
     Ok(out)
 }
 
-/// ffprobe's per-stream (codec, packets) with no error output, or `None` without ffprobe.
-fn probe(file: &Path) -> Option<Vec<(String, u64)>> {
-    let Some(ffprobe) = find_tool("ffprobe") else {
-        skip("ffprobe not found on PATH");
-        return None;
-    };
-    let out = Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffprobe: {stderr}"
-    );
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (c, n) = l.split_once(',').unwrap();
-                (c.to_owned(), n.parse().unwrap())
-            })
-            .collect(),
-    )
-}
-
-fn decodes_cleanly(file: &Path) {
-    let Some(ffmpeg) = find_tool("ffmpeg") else {
-        skip("ffmpeg not found on PATH");
-        return;
-    };
-    let out = Command::new(ffmpeg)
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffmpeg: {stderr}"
-    );
-}
-
-fn count(frames: &[Vec<Frame>], track: u64) -> u64 {
-    frames.iter().flatten().filter(|f| f.track == track).count() as u64
-}
-
-fn ms(ns: i64) -> u64 {
-    (ns / 1_000_000) as u64
-}
-
-fn api_kind(e: &ClientError) -> String {
-    match e {
-        ClientError::Api { error, .. } => format!("{:?}: {}", error.kind, error.message),
-        other => format!("not an API error: {other}"),
-    }
-}
-
 /// botocore's `get_clip`: (ContentType, payload), or `None` without Python/botocore.
 fn botocore_clip(
     server: &kvs_server::Server,
@@ -207,15 +41,7 @@ fn botocore_clip(
     start_ms: u64,
     end_ms: u64,
 ) -> Option<(String, Vec<u8>)> {
-    let py = std::env::var("KVS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import botocore"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(&format!("{py} cannot import botocore"));
-        return None;
-    }
+    let py = python_with("botocore")?;
     let script = r#"
 import os, sys, datetime, botocore.session
 s = botocore.session.get_session()
@@ -239,25 +65,16 @@ except am.exceptions.ResourceNotFoundException as e:
 print(r["ContentType"])
 "#;
     let out_file = std::env::temp_dir().join(format!("kvs-clip-boto-{}.mp4", std::process::id()));
-    let creds = server.credentials();
-    let out = Command::new(&py)
-        .args([
-            "-c",
-            script,
-            stream,
-            &start_ms.to_string(),
-            &end_ms.to_string(),
-        ])
-        .arg(&out_file)
-        .env("KVS_ENDPOINT", server.base_url())
-        .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
-        .env("AWS_REGION", server.region())
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(&py);
+    cmd.args([
+        "-c",
+        script,
+        stream,
+        &start_ms.to_string(),
+        &end_ms.to_string(),
+    ])
+    .arg(&out_file);
+    let out = aws_env(&mut cmd, server).output().unwrap();
     assert!(
         out.status.success(),
         "botocore get_clip failed: {}",
@@ -275,13 +92,8 @@ print(r["ContentType"])
 async fn clips_of_the_sample_by_producer_and_server_time() {
     let (server, dir) = start(fast_limits()).await;
     let ep = Endpoint::of(&server);
-    create_stream(&ep, "clip", 1).await;
-    let (tracks, frames) = sample();
-    let fragments = split(&frames);
-    assert_eq!(fragments.len(), 5);
-    let numbers = put(&ep, "clip", &tracks, &fragments).await;
-    assert_eq!(numbers.len(), 5);
-    let c = client(&server);
+    let (fragments, _) = put_sample(&ep, "clip").await;
+    let c = client_of(&server);
 
     // Producer range from the start of fragment 1 to the start of fragment 3 (inclusive, and
     // fragment 3 comes whole): fragments 1, 2 and 3.
@@ -298,7 +110,7 @@ async fn clips_of_the_sample_by_producer_and_server_time() {
     let file = dir.join("clip.mp4");
     std::fs::write(&file, &mp4).unwrap();
     let picked = &fragments[1..=3];
-    if let Some(p) = probe(&file) {
+    if let Some(p) = probe_frames(&file) {
         assert_eq!(
             p,
             vec![
@@ -306,7 +118,7 @@ async fn clips_of_the_sample_by_producer_and_server_time() {
                 ("aac".to_owned(), count(picked, 2))
             ]
         );
-        decodes_cleanly(&file);
+        ffmpeg_reads_cleanly(&file, &[]);
     }
 
     // One millisecond later the range starts after fragment 1: it is left out.
@@ -319,7 +131,7 @@ async fn clips_of_the_sample_by_producer_and_server_time() {
     .unwrap();
     let file2 = dir.join("later.mp4");
     std::fs::write(&file2, &later).unwrap();
-    if let Some(p) = probe(&file2) {
+    if let Some(p) = probe_frames(&file2) {
         assert_eq!(p[0], ("h264".to_owned(), count(&fragments[2..=3], 1)));
     }
 
@@ -334,7 +146,7 @@ async fn clips_of_the_sample_by_producer_and_server_time() {
     .unwrap();
     let file3 = dir.join("all.mp4");
     std::fs::write(&file3, &all).unwrap();
-    if let Some(p) = probe(&file3) {
+    if let Some(p) = probe_frames(&file3) {
         assert_eq!(p[0], ("h264".to_owned(), count(&fragments, 1)));
         assert_eq!(p[1], ("aac".to_owned(), count(&fragments, 2)));
     }
@@ -351,7 +163,7 @@ async fn clips_of_the_sample_by_producer_and_server_time() {
 async fn service_errors_and_the_fragment_cap() {
     let (server, _dir) = start(fast_limits()).await;
     let ep = Endpoint::of(&server);
-    let c = client(&server);
+    let c = client_of(&server);
     let now = now_ms();
     let producer = TimestampSelectorType::ProducerTimestamp;
 
@@ -360,22 +172,14 @@ async fn service_errors_and_the_fragment_cap() {
     let e = get_clip(&c, "zero", selector(producer, now - 1000, now))
         .await
         .unwrap_err();
-    assert!(
-        api_kind(&e).starts_with("NoDataRetention"),
-        "{}",
-        api_kind(&e)
-    );
+    assert_api_error(&e, "NoDataRetention");
 
     // Longer than 24 hours: InvalidArgument.
     create_stream(&ep, "cap", 1).await;
     let e = get_clip(&c, "cap", selector(producer, now - 25 * 3_600_000, now))
         .await
         .unwrap_err();
-    assert!(
-        api_kind(&e).starts_with("InvalidArgument"),
-        "{}",
-        api_kind(&e)
-    );
+    assert_api_error(&e, "InvalidArgument");
 
     // Nothing in the range: ResourceNotFound with the service's message.
     let e = get_clip(&c, "cap", selector(producer, now - 1000, now))
@@ -387,7 +191,7 @@ async fn service_errors_and_the_fragment_cap() {
     );
 
     // 205 one-frame fragments (the sample's first IDR frame each): the clip holds the first 200.
-    let (tracks, frames) = sample();
+    let (tracks, frames) = sample_ending(60_000);
     let idr = frames
         .iter()
         .find(|f| f.track == 1 && f.keyframe)
@@ -401,7 +205,7 @@ async fn service_errors_and_the_fragment_cap() {
             vec![f]
         })
         .collect();
-    put(&ep, "cap", &tracks[..1], &fragments).await;
+    put_all(&ep, "cap", &tracks[..1], &fragments).await;
     let mp4 = get_clip(&c, "cap", selector(producer, now - 60_000, now))
         .await
         .unwrap();
@@ -414,7 +218,7 @@ async fn service_errors_and_the_fragment_cap() {
     assert_eq!(moofs, 200);
     let file = _dir.join("cap.mp4");
     std::fs::write(&file, &mp4).unwrap();
-    if let Some(p) = probe(&file) {
+    if let Some(p) = probe_frames(&file) {
         assert_eq!(p, vec![("h264".to_owned(), 200)]);
     }
 
@@ -424,11 +228,7 @@ async fn service_errors_and_the_fragment_cap() {
     let e = get_clip(&c, "nocpd", selector(producer, now - 60_000, now_ms()))
         .await
         .unwrap_err();
-    assert!(
-        api_kind(&e).starts_with("MissingCodecPrivateData"),
-        "{}",
-        api_kind(&e)
-    );
+    assert_api_error(&e, "MissingCodecPrivateData");
     server.shutdown().await;
 }
 

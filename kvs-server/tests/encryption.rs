@@ -206,35 +206,6 @@ fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The records of a segment file: (record start, body range).
-fn segment_records(path: &Path) -> Vec<(usize, std::ops::Range<usize>)> {
-    let b = std::fs::read(path).unwrap();
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + 21 <= b.len() {
-        assert_eq!(&b[pos..pos + 4], b"KVS2");
-        let word = |i: usize| u32::from_le_bytes(b[pos + i..pos + i + 4].try_into().unwrap());
-        let (clear, body) = (word(5) as usize, word(9) as usize);
-        let start = pos + 21 + clear;
-        out.push((pos, start..start + body));
-        pos = start + body;
-    }
-    out
-}
-
-fn only_segment(dir: &Path, name: &str) -> PathBuf {
-    let sdir = stream_dir(dir, name);
-    let segs = segment_files(&sdir);
-    assert_eq!(segs.len(), 1, "{segs:?}");
-    sdir.join(&segs[0])
-}
-
-fn flip(path: &Path, at: usize) {
-    let mut b = std::fs::read(path).unwrap();
-    b[at] ^= 0x40;
-    std::fs::write(path, b).unwrap();
-}
-
 fn write_key_file(path: &Path, lines: &[(&str, [u8; 32])]) {
     let text: String = lines
         .iter()

@@ -19,8 +19,6 @@ use kvs_core::api::{
     GetHlsStreamingSessionUrlRequest, OpenTimestampRange, PlaybackMode, SessionFragmentSelector,
     Timestamp, TimestampSelectorType,
 };
-use kvs_core::client::ClientError;
-use kvs_core::mkv::Frame;
 
 /// A plain, unsigned GET of `url` (as a player makes it).
 async fn get(ep: &Endpoint, url: &str) -> http::Response<Bytes> {
@@ -62,54 +60,9 @@ fn on_demand(
     }
 }
 
-fn count(frames: &[Vec<Frame>], track: u64) -> u64 {
-    frames.iter().flatten().filter(|f| f.track == track).count() as u64
-}
-
-fn ms(ns: i64) -> u64 {
-    (ns / 1_000_000) as u64
-}
-
-fn api_kind(e: &ClientError) -> String {
-    match e {
-        ClientError::Api { error, .. } => format!("{:?}: {}", error.kind, error.message),
-        other => format!("not an API error: {other}"),
-    }
-}
-
 /// ffprobe's per-stream (codec, frames) of the HLS URL, with no error output.
 fn probe(url: &str) -> Option<Vec<(String, u64)>> {
-    let Some(ffprobe) = find_tool("ffprobe") else {
-        skip("ffprobe not found on PATH");
-        return None;
-    };
-    let out = Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "csv=p=0",
-            url,
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffprobe {url}: {stderr}"
-    );
-    let mut streams: Vec<(String, u64)> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (c, n) = l.split_once(',').unwrap();
-            (c.to_owned(), n.trim().parse().unwrap())
-        })
-        .collect();
+    let mut streams = probe_frames(url)?;
     // ffprobe lists an HLS variant's streams twice (under the program and on their own).
     streams.sort();
     streams.dedup();
@@ -145,37 +98,14 @@ fn video_dts(url: &str) -> Option<Vec<f64>> {
 
 /// ffmpeg reads (stream copy) and decodes the HLS URL with no error output.
 fn plays_cleanly(url: &str) {
-    let Some(ffmpeg) = find_tool("ffmpeg") else {
-        skip("ffmpeg not found on PATH");
-        return;
-    };
-    for extra in [&["-c", "copy"][..], &[][..]] {
-        let out = Command::new(&ffmpeg)
-            .args(["-hide_banner", "-v", "error", "-i", url])
-            .args(extra)
-            .args(["-f", "null", "-"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stderr.trim().is_empty(),
-            "ffmpeg {extra:?}: {stderr}"
-        );
-    }
+    ffmpeg_reads_cleanly(url, &["-c", "copy"]);
+    ffmpeg_reads_cleanly(url, &[]);
 }
 
 /// boto3's `get_hls_streaming_session_url` (after `get_data_endpoint`), or `None` without
 /// Python/boto3. `args`: stream, selector type, start ms, end ms.
 fn boto3_session_url(server: &kvs_server::Server, args: &[&str]) -> Option<String> {
-    let py = std::env::var("KVS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import boto3"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(&format!("{py} cannot import boto3"));
-        return None;
-    }
+    let py = python_with("boto3")?;
     let script = r#"
 import os, sys, datetime, boto3
 kw = dict(region_name=os.environ["AWS_REGION"], aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
@@ -202,17 +132,7 @@ except am.exceptions.InvalidArgumentException:
     pass
 print(r["HLSStreamingSessionURL"])
 "#;
-    let creds = server.credentials();
-    let out = Command::new(&py)
-        .args(["-c", script])
-        .args(args)
-        .env("KVS_ENDPOINT", server.base_url())
-        .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
-        .env("AWS_REGION", server.region())
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    let out = aws_env(Command::new(&py).args(["-c", script]).args(args), server)
         .output()
         .unwrap();
     assert!(
@@ -221,21 +141,6 @@ print(r["HLSStreamingSessionURL"])
         String::from_utf8_lossy(&out.stderr)
     );
     Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
-}
-
-/// Puts the sample (5 fragments, last frame a minute ago) into a new stream `name`.
-async fn put_sample(ep: &Endpoint, name: &str) -> (Vec<Vec<Frame>>, Vec<String>) {
-    create_stream(ep, name, 1).await;
-    let (tracks, frames) = sample_ending(60_000);
-    let fragments = split_at_key_frames(&frames);
-    assert_eq!(fragments.len(), 5);
-    let mut putter = SamplePutter::open(ep, name, &tracks).await;
-    let mut numbers = Vec::new();
-    for f in &fragments {
-        numbers.push(putter.put(f).await);
-    }
-    putter.finish().await;
-    (fragments, numbers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,11 +311,7 @@ async fn on_demand_sessions_play_in_ffmpeg_and_tokens_are_checked() {
     let mut ts = on_demand("cam", TimestampSelectorType::ProducerTimestamp, start, end);
     ts.container_format = Some(kvs_core::api::ContainerFormat::MpegTs);
     let e = c.get_hls_streaming_session_url(&ts).await.unwrap_err();
-    assert!(
-        api_kind(&e).starts_with("InvalidArgument"),
-        "{}",
-        api_kind(&e)
-    );
+    assert_api_error(&e, "InvalidArgument");
     let mut live_with_range =
         on_demand("cam", TimestampSelectorType::ProducerTimestamp, start, end);
     live_with_range.playback_mode = Some(PlaybackMode::Live);
@@ -418,11 +319,7 @@ async fn on_demand_sessions_play_in_ffmpeg_and_tokens_are_checked() {
         .get_hls_streaming_session_url(&live_with_range)
         .await
         .unwrap_err();
-    assert!(
-        api_kind(&e).starts_with("InvalidArgument"),
-        "{}",
-        api_kind(&e)
-    );
+    assert_api_error(&e, "InvalidArgument");
     server.shutdown().await;
 }
 
@@ -457,11 +354,7 @@ async fn a_session_expires() {
     // Expires outside 300..43200 is refused.
     request.expires = Some(299);
     let e = c.get_hls_streaming_session_url(&request).await.unwrap_err();
-    assert!(
-        api_kind(&e).starts_with("InvalidArgument"),
-        "{}",
-        api_kind(&e)
-    );
+    assert_api_error(&e, "InvalidArgument");
     server.shutdown().await;
 }
 
@@ -512,11 +405,7 @@ async fn a_live_playlist_grows_as_fragments_arrive() {
     };
     // Nothing ingested yet: no LIVE session.
     let e = c.get_hls_streaming_session_url(&live).await.unwrap_err();
-    assert!(
-        api_kind(&e).starts_with("ResourceNotFound"),
-        "{}",
-        api_kind(&e)
-    );
+    assert_api_error(&e, "ResourceNotFound");
 
     let first = putter.put(&fragments[0]).await;
     let url = c.get_hls_streaming_session_url(&live).await.unwrap();
@@ -554,22 +443,6 @@ async fn a_live_playlist_grows_as_fragments_arrive() {
     server.shutdown().await;
 }
 
-/// The body ranges of the sealed records of a segment file (see tests/encryption.rs).
-fn record_bodies(path: &std::path::Path) -> Vec<std::ops::Range<usize>> {
-    let b = std::fs::read(path).unwrap();
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + 21 <= b.len() {
-        assert_eq!(&b[pos..pos + 4], b"KVS2");
-        let word = |i: usize| u32::from_le_bytes(b[pos + i..pos + i + 4].try_into().unwrap());
-        let (clear, body) = (word(5) as usize, word(9) as usize);
-        let start = pos + 21 + clear;
-        out.push(start..start + body);
-        pos = start + body;
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_fragment_that_does_not_open_is_never_served() {
     // No cache: every read goes to the sealed records on disk.
@@ -599,14 +472,9 @@ async fn a_stored_fragment_that_does_not_open_is_never_served() {
     };
     assert_eq!(get(&ep, &segment_url(&numbers[4])).await.status(), 200);
     // One byte of the last fragment's sealed body changes on disk.
-    let sdir = stream_dir(&dir, "sealed");
-    let segs = segment_files(&sdir);
-    assert_eq!(segs.len(), 1, "{segs:?}");
-    let seg = sdir.join(&segs[0]);
-    let last = record_bodies(&seg).last().unwrap().clone();
-    let mut b = std::fs::read(&seg).unwrap();
-    b[last.start + 100] ^= 0x40;
-    std::fs::write(&seg, b).unwrap();
+    let seg = only_segment(&dir, "sealed");
+    let (_, last) = segment_records(&seg).last().unwrap().clone();
+    flip(&seg, last.start + 100);
     let r = get(&ep, &segment_url(&numbers[4])).await;
     assert_eq!(r.status(), 500, "{}", text(&r));
     assert_eq!(error_type(&r), "InternalFailure");

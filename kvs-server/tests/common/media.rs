@@ -1,16 +1,18 @@
 //! Media helpers shared by the playback tests: the bundled H.264 + AAC sample, split into
 //! fragments and put with PutMedia; external tools found on PATH.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use bytes::BytesMut;
-use kvs_core::client::Client;
+use kvs_core::client::{Client, ClientError};
 use kvs_core::credentials::Credentials;
 use kvs_core::mkv::reader::{Event, decode_all};
 use kvs_core::mkv::writer::{StreamConfig, StreamWriter};
 use kvs_core::mkv::{Frame, TrackInfo};
 
-use super::{Endpoint, PutMedia, absolute, now_ms};
+use super::{Endpoint, PutMedia, absolute, create_stream, now_ms};
 
 /// Whether missing external tools fail the test (`KVS_REQUIRE_TOOLS=1`).
 pub fn required() -> bool {
@@ -88,13 +90,7 @@ impl SamplePutter {
         }
         self.writer.end_fragment(&mut out).unwrap();
         self.pm.send(&out).await;
-        let acks = self
-            .pm
-            .acks_until(|a| a.event_type == kvs_core::ack::AckEventType::Persisted)
-            .await;
-        let last = acks.last().expect("an ACK");
-        assert_eq!(last.event_type, kvs_core::ack::AckEventType::Persisted);
-        last.fragment_number.clone().unwrap().as_str().to_owned()
+        self.pm.persisted().await
     }
 
     /// Ends the upload.
@@ -115,4 +111,145 @@ pub fn client_of(server: &kvs_server::Server) -> Client {
         ))
         .build()
         .unwrap()
+}
+
+/// PutMedia of `fragments` (absolute timecodes) into `name` over one connection; their
+/// PERSISTED fragment numbers.
+pub async fn put_all(
+    ep: &Endpoint,
+    name: &str,
+    tracks: &[TrackInfo],
+    fragments: &[Vec<Frame>],
+) -> Vec<String> {
+    let mut putter = SamplePutter::open(ep, name, tracks).await;
+    let mut numbers = Vec::new();
+    for f in fragments {
+        numbers.push(putter.put(f).await);
+    }
+    putter.finish().await;
+    numbers
+}
+
+/// Puts the sample (5 fragments, last frame a minute ago) into a new stream `name`: the
+/// fragments' frames and their fragment numbers.
+pub async fn put_sample(ep: &Endpoint, name: &str) -> (Vec<Vec<Frame>>, Vec<String>) {
+    create_stream(ep, name, 1).await;
+    let (tracks, frames) = sample_ending(60_000);
+    let fragments = split_at_key_frames(&frames);
+    assert_eq!(fragments.len(), 5);
+    let numbers = put_all(ep, name, &tracks, &fragments).await;
+    assert_eq!(numbers.len(), 5);
+    (fragments, numbers)
+}
+
+/// How many frames of `track` the fragments hold.
+pub fn count(frames: &[Vec<Frame>], track: u64) -> u64 {
+    frames.iter().flatten().filter(|f| f.track == track).count() as u64
+}
+
+/// Nanoseconds to whole milliseconds.
+pub fn ms(ns: i64) -> u64 {
+    (ns / 1_000_000) as u64
+}
+
+/// An API error as "Kind: message" (or a note that it is not one).
+pub fn api_kind(e: &ClientError) -> String {
+    match e {
+        ClientError::Api { error, .. } => format!("{:?}: {}", error.kind, error.message),
+        other => format!("not an API error: {other}"),
+    }
+}
+
+/// Asserts `e` is the API error `kind` (its "Kind: message" starts with `kind`).
+#[track_caller]
+pub fn assert_api_error(e: &ClientError, kind: &str) {
+    assert!(api_kind(e).starts_with(kind), "{}", api_kind(e));
+}
+
+/// ffprobe's per-stream (codec, frames read) of `input` (a file or URL) in ffprobe's order,
+/// asserting no error output; `None` (after `skip`) without ffprobe.
+pub fn probe_frames(input: impl AsRef<OsStr>) -> Option<Vec<(String, u64)>> {
+    let Some(ffprobe) = find_tool("ffprobe") else {
+        skip("ffprobe not found on PATH");
+        return None;
+    };
+    let input = input.as_ref();
+    let out = Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "ffprobe {}: {stderr}",
+        input.to_string_lossy()
+    );
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (c, n) = l.split_once(',').unwrap();
+                (c.to_owned(), n.trim().parse().unwrap())
+            })
+            .collect(),
+    )
+}
+
+/// ffmpeg reads `input` (a file or URL) with `extra` output options into the null muxer with no
+/// error output; skipped without ffmpeg.
+pub fn ffmpeg_reads_cleanly(input: impl AsRef<OsStr>, extra: &[&str]) {
+    let Some(ffmpeg) = find_tool("ffmpeg") else {
+        skip("ffmpeg not found on PATH");
+        return;
+    };
+    let out = Command::new(ffmpeg)
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(input)
+        .args(extra)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "ffmpeg {extra:?}: {stderr}"
+    );
+}
+
+/// `$KVS_PYTHON` (default `python3`) if it can import `module`; otherwise `None` after `skip`.
+pub fn python_with(module: &str) -> Option<String> {
+    let py = std::env::var("KVS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(&format!("{py} cannot import {module}"));
+        return None;
+    }
+    Some(py)
+}
+
+/// Points an AWS SDK child process at `server` with its first key pair (`KVS_ENDPOINT`,
+/// `AWS_*`), with no profile or config files of the user.
+pub fn aws_env<'c>(cmd: &'c mut Command, server: &kvs_server::Server) -> &'c mut Command {
+    let creds = server.credentials();
+    cmd.env("KVS_ENDPOINT", server.base_url())
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+        .env("AWS_REGION", server.region())
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 }

@@ -124,12 +124,7 @@ pub async fn put_fragments(ep: &Endpoint, name: &str, n: usize) -> Vec<String> {
     for _ in 0..n {
         let f = producer.fragment(6, 200);
         pm.send(&f).await;
-        let acks = pm
-            .acks_until(|a| a.event_type == kvs_core::ack::AckEventType::Persisted)
-            .await;
-        let last = acks.last().expect("an ACK");
-        assert_eq!(last.event_type, kvs_core::ack::AckEventType::Persisted);
-        numbers.push(last.fragment_number.clone().unwrap().as_str().to_owned());
+        numbers.push(pm.persisted().await);
     }
     pm.finish().await;
     numbers
@@ -188,6 +183,37 @@ pub fn segment_files(dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// The only segment file of stream `name` (asserting there is exactly one).
+pub fn only_segment(dir: &std::path::Path, name: &str) -> PathBuf {
+    let sdir = stream_dir(dir, name);
+    let segs = segment_files(&sdir);
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    sdir.join(&segs[0])
+}
+
+/// The sealed records of a segment file: (record start, body range).
+pub fn segment_records(path: &std::path::Path) -> Vec<(usize, std::ops::Range<usize>)> {
+    let b = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 21 <= b.len() {
+        assert_eq!(&b[pos..pos + 4], b"KVS2");
+        let word = |i: usize| u32::from_le_bytes(b[pos + i..pos + i + 4].try_into().unwrap());
+        let (clear, body) = (word(5) as usize, word(9) as usize);
+        let start = pos + 21 + clear;
+        out.push((pos, start..start + body));
+        pos = start + body;
+    }
+    out
+}
+
+/// Flips one bit of the byte at `at` of the file at `path`.
+pub fn flip(path: &std::path::Path, at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at] ^= 0x40;
+    std::fs::write(path, b).unwrap();
 }
 
 /// Sends a raw request and returns status, headers and the whole body.
@@ -384,6 +410,17 @@ impl PutMedia {
             }
         }
         seen
+    }
+
+    /// Waits for the PERSISTED ACK of the fragment just sent (failing on any other last ACK);
+    /// its fragment number.
+    pub async fn persisted(&mut self) -> String {
+        let acks = self
+            .acks_until(|a| a.event_type == kvs_core::ack::AckEventType::Persisted)
+            .await;
+        let last = acks.last().expect("an ACK");
+        assert_eq!(last.event_type, kvs_core::ack::AckEventType::Persisted);
+        last.fragment_number.clone().unwrap().as_str().to_owned()
     }
 }
 
