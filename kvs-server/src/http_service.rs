@@ -312,6 +312,7 @@ impl Ctx {
             segment_bytes: config.limits.segment_bytes,
             faults: config.store_faults.clone(),
             max_open_streams: config.limits.max_open_streams,
+            index_compact_floor: config.limits.index_compact_floor,
         })
         .map_err(io_err(data_dir))?;
         let prepared = Prepared {

@@ -181,6 +181,10 @@ pub struct Limits {
     /// Most streams whose storage files the writer keeps open (least recently used ones are
     /// synced and closed beyond it).
     pub max_open_streams: usize,
+    /// Online index log compaction: a stream's `index.log` is rewritten as a snapshot of its
+    /// index while the server runs once it exceeds twice the snapshot's size plus this many
+    /// bytes (see [`store`]).
+    pub index_compact_floor: u64,
     /// Most concurrent client connections (plain or TLS). Beyond it a new connection gets a
     /// `503 ServiceUnavailable` (plain HTTP) or is closed (TLS) at once, so a flood cannot
     /// exhaust file descriptors.
@@ -293,6 +297,7 @@ impl Default for Limits {
             max_pending_fragments: 16,
             max_queued_acks: 64,
             max_open_streams: 256,
+            index_compact_floor: store::INDEX_COMPACT_FLOOR,
             max_connections: 512,
             keep_alive_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(20),

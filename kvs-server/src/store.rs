@@ -5,6 +5,19 @@
 //! is durable. The index log is synced lazily (on segment rotation and close): recovery re-adds
 //! fragments whose index records were lost from the segments.
 //!
+//! The index log is compacted online by the writer thread (its only appender, so no record
+//! appended meanwhile is lost): once a stream's log exceeds twice the size of a snapshot of the
+//! index it describes plus [`WriterConfig::index_compact_floor`] bytes (checked after the log
+//! grew by half again, so reading it stays amortized), the snapshot is written to
+//! `index.log.tmp`, fsynced, renamed over `index.log` and the directory fsynced. A crash at any
+//! step leaves the old log or the new one (both describe the same index); recovery removes a
+//! leftover `index.log.tmp`. Recovery also compacts, when the log differs from the index.
+//!
+//! A failed write (disk full included) fails that fragment, and a failed fsync every fragment of
+//! the batch in that stream: their callers get an error (PutMedia an ERROR ACK, never
+//! PERSISTED), a partial record is cut from the segment (and a partial index record from the
+//! index log), and later writes to the same stream proceed normally once space is back.
+//!
 //! An index record's `location` is the offset of the fragment's sealed body inside its segment
 //! file; the segment is the one whose id (the sequence of its first fragment) is the greatest not
 //! above the fragment's sequence. Recovery rebuilds the index from its log (cutting a torn tail)
@@ -55,6 +68,11 @@ pub const MAX_FRAGMENT_BYTES: u64 = MAX_RECORD_LEN as u64 - crate::seal::OVERHEA
 const SEAL_OVERHEAD: u64 = crate::seal::OVERHEAD as u64;
 const HEADERS_FILE: &str = "headers.log";
 const INDEX_FILE: &str = "index.log";
+/// The snapshot of a compaction before it is renamed over [`INDEX_FILE`].
+const INDEX_TMP_FILE: &str = "index.log.tmp";
+/// Default [`WriterConfig::index_compact_floor`]: a log below twice its live snapshot plus this
+/// many bytes is left as it is.
+pub const INDEX_COMPACT_FLOOR: u64 = 1024 * 1024;
 
 /// Where a fragment's bytes are on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,6 +495,12 @@ fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
 pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     let mut out = Recovered::default();
     let mut header_damage = 0;
+    // A compaction interrupted before its rename: the index log is still the whole truth.
+    match fs::remove_file(dir.join(INDEX_TMP_FILE)) {
+        Ok(()) => sync_dir(dir)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let headers_path = dir.join(HEADERS_FILE);
     if headers_path.exists() {
         let scan = scan_records(&headers_path, true, true)?;
@@ -588,7 +612,7 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     if !clean && (index_path.exists() || !index.is_empty()) {
         let mut buf = BytesMut::with_capacity(index.len() * codec::FRAGMENT_RECORD_LEN);
         index.encode_snapshot(&mut buf);
-        let tmp = dir.join(format!("{INDEX_FILE}.tmp"));
+        let tmp = dir.join(INDEX_TMP_FILE);
         let mut f = File::create(&tmp)?;
         f.write_all(&buf)?;
         f.sync_all()?;
@@ -825,6 +849,10 @@ struct OpenStream {
     headers: Option<File>,
     segment: Option<(u64, File, u64)>,
     index: Option<File>,
+    /// Bytes in the index log (its length when opened plus what was appended since).
+    index_len: u64,
+    /// The log is next checked for compaction once it reaches this many bytes.
+    index_check_at: u64,
     /// Headers whose write or sync failed: fragments that need them fail too (until the header
     /// is written again successfully).
     failed_headers: std::collections::HashSet<u64>,
@@ -860,17 +888,104 @@ fn reopen_segment(dir: &Path, seq: u64, limit: u64) -> io::Result<Option<(u64, F
     Ok((size < limit).then_some((id, f, size)))
 }
 
+/// Where the next compaction check of an index log of `len` bytes goes: after at least half as
+/// many bytes again (or `floor`) were appended, so reading the log to check stays amortized O(1)
+/// per appended byte.
+fn next_check(len: u64, floor: u64) -> u64 {
+    len.saturating_add((len / 2).max(floor).max(1))
+}
+
 impl OpenStream {
-    fn index_log(&mut self, dir: &Path) -> io::Result<&mut File> {
-        match &mut self.index {
-            Some(f) => Ok(f),
-            slot @ None => {
-                fs::create_dir_all(dir)?;
-                let f = open_append(&dir.join(INDEX_FILE))?;
-                sync_dir(dir)?;
-                Ok(slot.insert(f))
-            }
+    /// Appends `rec` to the stream's index log (opened on first use). A failed write is cut
+    /// back so the log never holds a partial record followed by good ones.
+    fn append_index(&mut self, dir: &Path, rec: &[u8], floor: u64) -> io::Result<()> {
+        if self.index.is_none() {
+            fs::create_dir_all(dir)?;
+            let f = open_append(&dir.join(INDEX_FILE))?;
+            sync_dir(dir)?;
+            self.index_len = f.metadata()?.len();
+            self.index_check_at = next_check(self.index_len, floor);
+            self.index = Some(f);
         }
+        let len = self.index_len;
+        let Some(f) = self.index.as_mut() else {
+            return Err(io::Error::other("index log not open"));
+        };
+        if let Err(e) = f.write_all(rec) {
+            let _ = f.set_len(len);
+            return Err(e);
+        }
+        self.index_len += rec.len() as u64;
+        Ok(())
+    }
+
+    /// Online compaction of the index log: once the log is larger than twice a snapshot of the
+    /// index it describes plus `floor` bytes, the snapshot is written to [`INDEX_TMP_FILE`],
+    /// fsynced, renamed over [`INDEX_FILE`] and the directory fsynced. A crash at any step
+    /// leaves the old log (and maybe a stale snapshot file, which [`recover`] removes) or the
+    /// new one, and both describe the same index. Runs in the writer thread, the log's only
+    /// appender, so no record appended meanwhile can be lost. Returns whether it compacted.
+    fn compact_index(
+        &mut self,
+        dir: &Path,
+        floor: u64,
+        faults: &Option<Faults>,
+    ) -> io::Result<bool> {
+        if self.index.is_none() || self.index_len < self.index_check_at {
+            return Ok(false);
+        }
+        let path = dir.join(INDEX_FILE);
+        let mut rebuilder = Rebuilder::default();
+        let mut read = 0u64;
+        let mut file = File::open(&path)?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            rebuilder.push(chunk.get(..n).unwrap_or_default());
+            read += n as u64;
+        }
+        let rebuilt = rebuilder.finish();
+        let len = self.index_len;
+        let snapshot_len = rebuilt.index.len() as u64 * codec::FRAGMENT_RECORD_LEN as u64;
+        // A log that does not parse to its end (or that changed behind the writer's back) is
+        // left for recovery to repair.
+        let intact = rebuilt.defect.is_none() && read == len;
+        if !intact || len <= snapshot_len.saturating_mul(2).saturating_add(floor) {
+            self.index_check_at =
+                next_check(len, floor).max(snapshot_len.saturating_mul(2).saturating_add(floor));
+            return Ok(false);
+        }
+        let tmp = dir.join(INDEX_TMP_FILE);
+        let written = (|| {
+            let mut out = io::BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+            let mut buf = BytesMut::with_capacity(codec::FRAGMENT_RECORD_LEN);
+            for f in rebuilt.index.iter() {
+                buf.clear();
+                f.encode_record(&mut buf);
+                out.write_all(&buf)?;
+            }
+            let f = out.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            check(faults, FaultPoint::IndexCompactRename, dir)?;
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            self.index_check_at = next_check(len, floor);
+            return Err(e);
+        }
+        // The open handle is the replaced file's: appends continue in the new one (reopened on
+        // the next append if this fails).
+        self.index = None;
+        self.index_len = snapshot_len;
+        self.index_check_at = snapshot_len.saturating_mul(2).saturating_add(floor);
+        let reopened = open_append(&path);
+        sync_dir(dir)?;
+        self.index = Some(reopened?);
+        Ok(true)
     }
 }
 
@@ -888,6 +1003,9 @@ pub enum FaultPoint {
     SegmentSync,
     /// The fsync of a segment that is being rotated out.
     RotateSync,
+    /// Index log compaction, between writing (and fsyncing) the snapshot to `index.log.tmp`
+    /// and renaming it over `index.log`.
+    IndexCompactRename,
 }
 
 /// Fault injection: called before each [`FaultPoint`] with the stream directory; an error
@@ -921,6 +1039,9 @@ pub struct WriterConfig {
     /// Most streams whose files stay open (up to 3 descriptors each); the least recently used
     /// ones beyond it are synced and closed.
     pub max_open_streams: usize,
+    /// Online index log compaction: a stream's index log is rewritten as a snapshot once it
+    /// exceeds twice the snapshot's size plus this many bytes ([`INDEX_COMPACT_FLOOR`]).
+    pub index_compact_floor: u64,
 }
 
 impl Writer {
@@ -1000,6 +1121,8 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
         let mut pending: Vec<(Done, io::Result<Option<Location>>)> = Vec::new();
         let mut touched_headers: Vec<PathBuf> = Vec::new();
         let mut touched_segments: Vec<PathBuf> = Vec::new();
+        // Streams whose index log grew in this batch (checked for compaction after it).
+        let mut touched_index: Vec<PathBuf> = Vec::new();
         let mut after: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
         // Streams whose durability failed in this batch: every job of the batch fails.
         let mut failed: Vec<PathBuf> = Vec::new();
@@ -1103,13 +1226,16 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                         entry.location = offset;
                         let mut log = BytesMut::with_capacity(codec::FRAGMENT_RECORD_LEN);
                         entry.encode_record(&mut log);
-                        s.index_log(&dir)?.write_all(&log)?;
+                        s.append_index(&dir, &log, config.index_compact_floor)?;
                         Ok(Some(Location {
                             segment: seg,
                             offset,
                             len: (data.len() as u64).saturating_sub(SEAL_OVERHEAD),
                         }))
                     })();
+                    if result.is_ok() && !touched_index.contains(&dir) {
+                        touched_index.push(dir.clone());
+                    }
                     if result.is_ok() && !touched_segments.contains(&dir) {
                         touched_segments.push(dir);
                     }
@@ -1121,8 +1247,9 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                     codec::encode_trim(cutoff_ms, &mut log);
                     // Durable with the next batch that touches this stream; losing it only
                     // means the trim is redone after a restart.
-                    if let Ok(f) = s.index_log(&dir) {
-                        let _ = f.write_all(&log);
+                    let _ = s.append_index(&dir, &log, config.index_compact_floor);
+                    if !touched_index.contains(&dir) {
+                        touched_index.push(dir);
                     }
                 }
                 Job::DeleteSegments { dir, segments } => {
@@ -1142,6 +1269,7 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
                     }
                     touched_headers.retain(|d| d != &dir);
                     touched_segments.retain(|d| d != &dir);
+                    touched_index.retain(|d| d != &dir);
                     after.push(done);
                 }
             }
@@ -1182,6 +1310,13 @@ fn writer_loop(rx: mpsc::Receiver<Job>, config: WriterConfig) {
         }
         for f in after {
             f();
+        }
+        // After the completions, so compaction never delays an acknowledgement. A failed
+        // compaction leaves the log as it was (it is retried once the log grew further).
+        for dir in &touched_index {
+            if let Some(s) = open.get_mut(dir) {
+                let _ = s.compact_index(dir, config.index_compact_floor, faults);
+            }
         }
         for s in open.values_mut() {
             if s.used == 0 {
@@ -1224,6 +1359,7 @@ mod tests {
             segment_bytes: 100,
             faults: None,
             max_open_streams: 8,
+            index_compact_floor: INDEX_COMPACT_FLOOR,
         })
         .unwrap();
         let (tx, rx) = mpsc::channel();
@@ -1393,6 +1529,7 @@ mod tests {
             segment_bytes,
             faults: Some(Faults(std::sync::Arc::new(hook))),
             max_open_streams: 8,
+            index_compact_floor: INDEX_COMPACT_FLOOR,
         })
         .unwrap()
     }
@@ -1484,6 +1621,7 @@ mod tests {
             segment_bytes: 1 << 20,
             faults: None,
             max_open_streams: 2,
+            index_compact_floor: INDEX_COMPACT_FLOOR,
         })
         .unwrap();
         let (tx, rx) = mpsc::channel();
@@ -1522,6 +1660,7 @@ mod tests {
             segment_bytes: 1 << 20,
             faults: None,
             max_open_streams: 8,
+            index_compact_floor: INDEX_COMPACT_FLOOR,
         })
         .unwrap();
         let (tx, rx) = mpsc::channel();
@@ -1613,6 +1752,7 @@ mod tests {
             segment_bytes: 1 << 20,
             faults: None,
             max_open_streams: 8,
+            index_compact_floor: INDEX_COMPACT_FLOOR,
         })
         .unwrap();
         let (tx, rx) = mpsc::channel();
@@ -1726,6 +1866,7 @@ mod tests {
             segment_bytes: 200,
             faults: None,
             max_open_streams: 8,
+            index_compact_floor: INDEX_COMPACT_FLOOR,
         })
         .unwrap();
         let (tx, rx) = mpsc::channel();
@@ -1781,5 +1922,161 @@ mod tests {
         let seqs: Vec<u64> = kept.index.iter().map(|f| f.sequence).collect();
         assert_eq!(seqs, vec![3, 4, 5]);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Runs `rounds` rounds of 10 fragments followed by a trim keeping the last 5 through
+    /// `w`, and returns the index those operations describe (with the writer's locations).
+    fn appends_and_trims(w: &Writer, dir: &Path, rounds: u64) -> FragmentIndex {
+        let (tx, rx) = mpsc::channel();
+        let t = tx.clone();
+        w.append_header(
+            dir.to_owned(),
+            7,
+            Bytes::from_static(b"head"),
+            Box::new(move |r| t.send((u64::MAX, r.unwrap())).unwrap()),
+        );
+        assert_eq!(rx.recv().unwrap(), (u64::MAX, None));
+        let mut expected = FragmentIndex::new();
+        for round in 0..rounds {
+            for seq in round * 10..round * 10 + 10 {
+                let (record, entry) = record(seq, 7);
+                let t = tx.clone();
+                w.append_fragment(
+                    dir.to_owned(),
+                    record,
+                    entry,
+                    Bytes::from(vec![1u8; 60 + OVERHEAD]),
+                    Box::new(move |r| t.send((seq, r.unwrap())).unwrap()),
+                );
+                let (got, loc) = rx.recv().unwrap();
+                assert_eq!(got, seq);
+                let mut e = entry;
+                e.location = loc.unwrap().offset;
+                expected.append(e).unwrap();
+            }
+            // Keep the last 5 fragments (server time 1000 + seq).
+            let cutoff = 1000 + round * 10 + 5;
+            w.trim(dir.to_owned(), cutoff);
+            expected.trim_before(cutoff);
+        }
+        // Every job before it (and the compaction after its batch) is done once this runs.
+        let (tx2, rx2) = mpsc::channel();
+        w.forget(dir.to_owned(), Box::new(move || tx2.send(()).unwrap()));
+        rx2.recv().unwrap();
+        expected
+    }
+
+    fn entries(index: &FragmentIndex) -> Vec<Fragment> {
+        index.iter().copied().collect()
+    }
+
+    #[test]
+    fn index_log_is_compacted_while_running() {
+        let dir = std::env::temp_dir().join(format!("kvs-store-compact-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 1 << 20,
+            faults: None,
+            max_open_streams: 8,
+            index_compact_floor: 1000,
+        })
+        .unwrap();
+        let rounds = 200;
+        let expected = appends_and_trims(&w, &dir, rounds);
+        assert_eq!(expected.len(), 5);
+        // 2000 fragment records and 200 trims were appended (over 100 KB); the log stays near
+        // twice its live snapshot (5 records) plus the floor.
+        let appended = rounds * (10 * codec::FRAGMENT_RECORD_LEN as u64 + 14);
+        let len = fs::metadata(dir.join(INDEX_FILE)).unwrap().len();
+        assert!(
+            len < 3000,
+            "index log of {len} bytes after {appended} appended"
+        );
+        assert!(!dir.join(INDEX_TMP_FILE).exists());
+        let log = fs::read(dir.join(INDEX_FILE)).unwrap();
+        let rebuilt = Rebuilder::rebuild(&log, Default::default());
+        assert!(rebuilt.defect.is_none());
+        assert_eq!(entries(&rebuilt.index), entries(&expected));
+        // Recovery from the compacted log gives the same index, with nothing to repair.
+        let rec = recover(&dir, 0).unwrap();
+        assert_eq!(entries(&rec.index), entries(&expected));
+        assert!(!rec.index_recovery.rebuilt_from_segments);
+        assert_eq!(rec.index_recovery.appended_from_segments, 0);
+        assert_eq!(rec.index_recovery.log_truncated_bytes, 0);
+        // Fragments appended after a compaction land in the new log (the writer reopened it).
+        let last = rec.index.last().unwrap();
+        assert!(
+            read_fragment(
+                &dir,
+                Location {
+                    segment: *rec.segments.range(..=last.sequence).next_back().unwrap(),
+                    offset: last.location,
+                    len: u64::from(last.size_bytes),
+                }
+            )
+            .is_ok()
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A crash between writing the compacted snapshot and renaming it: the directory as it is
+    /// at that point (copied by the fault hook) recovers the same index, and the stale snapshot
+    /// is removed; the writer carries on and compacts later.
+    #[test]
+    fn crash_before_compaction_rename_recovers() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let base = std::env::temp_dir().join(format!("kvs-store-crash-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let dir = base.join("live");
+        let crashed = base.join("crashed");
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let copy_to = crashed.clone();
+        let w = Writer::start(WriterConfig {
+            segment_bytes: 1 << 20,
+            faults: Some(Faults(std::sync::Arc::new(move |p, d: &Path| {
+                if p != FaultPoint::IndexCompactRename {
+                    return Ok(());
+                }
+                if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // The disk as a crash here would leave it.
+                    fs::create_dir_all(&copy_to).unwrap();
+                    for e in fs::read_dir(d).unwrap() {
+                        let e = e.unwrap();
+                        fs::copy(e.path(), copy_to.join(e.file_name())).unwrap();
+                    }
+                    return Err(io::Error::other("injected crash before the rename"));
+                }
+                Ok(())
+            }))),
+            max_open_streams: 8,
+            index_compact_floor: 1000,
+        })
+        .unwrap();
+        let expected = appends_and_trims(&w, &dir, 100);
+        assert!(
+            calls.load(Ordering::SeqCst) >= 2,
+            "no compaction after the crash"
+        );
+        // The crashed copy: the old log and a complete snapshot of the same index.
+        let tmp = crashed.join(INDEX_TMP_FILE);
+        let old = Rebuilder::rebuild(
+            &fs::read(crashed.join(INDEX_FILE)).unwrap(),
+            Default::default(),
+        );
+        let snapshot = Rebuilder::rebuild(&fs::read(&tmp).unwrap(), Default::default());
+        assert!(old.defect.is_none() && snapshot.defect.is_none());
+        assert!(snapshot.valid_bytes < old.valid_bytes);
+        assert_eq!(entries(&snapshot.index), entries(&old.index));
+        let rec = recover(&crashed, 0).unwrap();
+        assert!(!tmp.exists(), "recovery leaves the interrupted snapshot");
+        assert_eq!(entries(&rec.index), entries(&old.index));
+        assert!(!rec.index_recovery.rebuilt_from_segments);
+        assert_eq!(rec.index_recovery.appended_from_segments, 0);
+        // The failed attempt removed its snapshot; the live directory recovers everything.
+        assert!(!dir.join(INDEX_TMP_FILE).exists());
+        let live = recover(&dir, 0).unwrap();
+        assert_eq!(entries(&live.index), entries(&expected));
+        let _ = fs::remove_dir_all(&base);
     }
 }
