@@ -652,3 +652,115 @@ async fn pending_fragments_per_connection_are_bounded() {
     }
     server.shutdown().await;
 }
+
+/// Fragment numbers ListFragments gives for `name`, sorted.
+async fn listed(ep: &Endpoint, name: &str) -> Vec<String> {
+    let list = call(
+        ep,
+        &ListFragmentsRequest {
+            stream_name: Some(name.into()),
+            stream_arn: None,
+            max_results: None,
+            next_token: None,
+            fragment_selector: Some(FragmentSelector {
+                fragment_selector_type: TimestampSelectorType::ServerTimestamp,
+                timestamp_range: TimestampRange {
+                    start_timestamp: Timestamp::from_millis(0),
+                    end_timestamp: Timestamp::from_millis(now_ms() + 60_000),
+                },
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    let mut numbers: Vec<String> = list
+        .fragments
+        .iter()
+        .map(|f| f.fragment_number.clone())
+        .collect();
+    numbers.sort();
+    numbers
+}
+
+/// Disk full: a segment write fails with ENOSPC after part of the record reached the file. The
+/// fragment gets the ERROR ACK the ingest uses for write failures (5001, never PERSISTED),
+/// everything acknowledged before stays readable, the same stream persists new fragments once
+/// space is back, and a restart recovers exactly the acknowledged fragments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_fails_the_fragment_and_the_stream_recovers() {
+    use kvs_server::store::{FaultPoint, Faults};
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let full = std::sync::Arc::new(AtomicBool::new(false));
+    let f = full.clone();
+    let dir = temp_dir("enospc");
+    let mut config = config_in(&dir, fast_limits());
+    config.store_faults = Some(Faults(std::sync::Arc::new(
+        move |p, d: &std::path::Path| {
+            if p != FaultPoint::SegmentWrite || !f.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            // Part of the record made it to the file before the disk filled up.
+            let newest = std::fs::read_dir(d)?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+                })
+                .max();
+            if let Some(seg) = newest {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(seg)?
+                    .write_all(b"KVS2\x02\x34\x00\x00\x00partial")?;
+            }
+            Err(std::io::Error::from_raw_os_error(28))
+        },
+    )));
+    let server = kvs_server::Server::bind(config).await.unwrap();
+    let ep = Endpoint::of(&server);
+    create_stream(&ep, "full", 1).await;
+    let mut acked = put_fragments(&ep, "full", 3).await;
+
+    full.store(true, Ordering::SeqCst);
+    let mut producer = Producer::new(now_ms() - 10_000, false);
+    let mut pm = PutMedia::open(&ep, &absolute("full")).await;
+    assert!(pm.send(&producer.header()).await);
+    assert!(pm.send(&producer.fragment(3, 100)).await);
+    let acks = pm.acks_until(|a| a.event_type == AckEventType::Error).await;
+    let err = acks.last().unwrap();
+    assert_eq!(err.event_type, AckEventType::Error, "{acks:?}");
+    assert_eq!(
+        err.error_id,
+        Some(kvs_core::ack::ErrorId::FRAGMENT_ARCHIVAL_ERROR)
+    );
+    assert!(persisted(&acks).is_empty(), "{acks:?}");
+    let mut expected = acked.clone();
+    expected.sort();
+    assert_eq!(listed(&ep, "full").await, expected);
+
+    // Space is back: the same stream takes and persists new fragments.
+    full.store(false, Ordering::SeqCst);
+    acked.extend(put_fragments(&ep, "full", 2).await);
+    let read = |ep: Endpoint| async move {
+        let all = call_raw(
+            &ep,
+            &get_media("full", StartSelector::new(StartSelectorType::Earliest)),
+        )
+        .await;
+        numbers(&decode(all.body()))
+    };
+    assert_eq!(read(ep.clone()).await, acked);
+    let mut expected = acked.clone();
+    expected.sort();
+    assert_eq!(listed(&ep, "full").await, expected);
+    server.shutdown().await;
+
+    // A restart recovers exactly what was acknowledged.
+    let (server, _dir) = start_in(dir, fast_limits()).await;
+    let ep = Endpoint::of(&server);
+    assert_eq!(listed(&ep, "full").await, expected);
+    assert_eq!(read(ep.clone()).await, acked);
+    server.shutdown().await;
+}
