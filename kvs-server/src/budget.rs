@@ -61,6 +61,8 @@ struct Inner {
     peak: AtomicU64,
     /// Grants being waited for.
     waiting: AtomicU64,
+    /// Times bytes were given back (tells a stalled pool from a slow one).
+    releases: AtomicU64,
 }
 
 /// Counts one grant being waited for, while it lives.
@@ -79,6 +81,7 @@ impl Inner {
         }
         // Uncounted before the permits return, so `used` never exceeds `max`.
         self.used.fetch_sub(bytes, Ordering::SeqCst);
+        self.releases.fetch_add(1, Ordering::SeqCst);
         let sem = if reserve { &self.reserve } else { &self.sem };
         sem.add_permits(usize::try_from(bytes).unwrap_or(usize::MAX));
     }
@@ -112,6 +115,7 @@ impl Budget {
             used: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
+            releases: AtomicU64::new(0),
         }))
     }
 
@@ -138,6 +142,12 @@ impl Budget {
     /// The most bytes ever charged at once.
     pub(crate) fn peak(&self) -> u64 {
         self.0.peak.load(Ordering::SeqCst)
+    }
+
+    /// How many times bytes were given back so far: a waiter that sees it unchanged for a while
+    /// knows the whole pool is stalled, not just busy.
+    pub(crate) fn releases(&self) -> u64 {
+        self.0.releases.load(Ordering::SeqCst)
     }
 
     /// Connections waiting for bytes now.

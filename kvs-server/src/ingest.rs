@@ -263,6 +263,8 @@ impl Ingest {
         // Our place in line for the finisher token, while we wait for bytes of the main pool.
         let mut token: Option<crate::budget::Token> = None;
         let mut blocked_since = tokio::time::Instant::now();
+        // The pool's release count when `blocked_since` was last set.
+        let mut releases = 0;
         loop {
             if body_done && self.in_flight == 0 {
                 break;
@@ -311,6 +313,7 @@ impl Ingest {
                     }
                 }
                 blocked_since = tokio::time::Instant::now();
+                releases = self.ctx.ingest_budget.releases();
             }
             let wait = idle_every.min(idle_timeout);
             let backlogged = self.backlogged();
@@ -360,6 +363,13 @@ impl Ingest {
                     }
                 }
                 _ = tokio::time::sleep_until(blocked_since + wait_timeout), if grant.is_some() => {
+                    let now = self.ctx.ingest_budget.releases();
+                    if now != releases {
+                        // Bytes were freed meanwhile (others are finishing): still in line.
+                        releases = now;
+                        blocked_since = tokio::time::Instant::now();
+                        continue;
+                    }
                     // Memory stayed exhausted: give up, retriably, and free what we hold.
                     self.fail(ErrorId::ACK_INTERNAL_ERROR);
                     return;
