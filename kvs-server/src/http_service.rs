@@ -116,7 +116,10 @@ impl Prepared {
             conn_ids: AtomicU64::new(1),
             quotas: Mutex::new(HashMap::new()),
             unknown_stream_quotas: Mutex::new(HashMap::new()),
-            ingest_budget: crate::budget::Budget::new(config.limits.max_ingest_bytes),
+            ingest_budget: crate::budget::Budget::new(
+                config.limits.max_ingest_bytes,
+                crate::ingest::reserve_bytes(&config.limits),
+            ),
             config,
         }
     }

@@ -33,6 +33,18 @@ const MAX_GAP_BYTES: u64 = 64 * 1024;
 /// is capped at half of it, so a chunk is always covered before it is read.
 pub(crate) const READ_WINDOW: u64 = 64 * 1024;
 
+/// Bytes of the ingest budget kept as the finisher's reserve (see [`crate::budget`]): what one
+/// connection may need at most (a largest fragment in the ingest buffer and, partly, in the
+/// reader's, the producer header or the gap before a fragment, and read windows). The budget
+/// keeps at most half of itself as the reserve.
+pub(crate) fn reserve_bytes(limits: &crate::Limits) -> u64 {
+    limits
+        .max_fragment_bytes
+        .saturating_mul(2)
+        .saturating_add(MAX_HEADER_BYTES.max(MAX_GAP_BYTES))
+        .saturating_add(READ_WINDOW.saturating_mul(2))
+}
+
 /// Handles `POST /putMedia` (already authenticated).
 pub(crate) async fn put_media(
     ctx: Arc<Ctx>,
@@ -154,6 +166,9 @@ struct Ingest {
     /// This connection's share of the global ingest budget for what it buffers (see
     /// [`crate::budget`]); each complete fragment takes its bytes along until persisted.
     held: crate::budget::Reservation,
+    /// The finisher token (see [`crate::budget`]): held from when this connection, the oldest
+    /// waiter, got it until its current fragment is complete.
+    finisher: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Ingest {
@@ -193,6 +208,7 @@ impl Ingest {
             acks_drained: Arc::new(tokio::sync::Notify::new()),
             key: Err(ErrorId::KMS_KEY_NOT_FOUND),
             held,
+            finisher: None,
         }
     }
 
@@ -238,15 +254,24 @@ impl Ingest {
         );
         tokio::pin!(max_age);
         let budget_max = self.ctx.ingest_budget.max();
+        let reserve_max = self.ctx.ingest_budget.reserve();
         let wait_timeout = self.limits().ingest_wait_timeout;
         // A chunk received and not yet processed: it waits for its bytes of the budget.
         let mut next: Option<Bytes> = None;
         // Our place in line for budget bytes, while we wait (the body is not read meanwhile).
         let mut grant: Option<crate::budget::Grant> = None;
+        // Our place in line for the finisher token, while we wait for bytes of the main pool.
+        let mut token: Option<crate::budget::Token> = None;
         let mut blocked_since = tokio::time::Instant::now();
+        // The pool's release count when `blocked_since` was last set.
+        let mut releases = 0;
         loop {
             if body_done && self.in_flight == 0 {
                 break;
+            }
+            if body_done {
+                // Nothing more to finish: let the next waiter draw from the reserve.
+                self.finisher = None;
             }
             // The global budget: hold what is buffered plus room for the next chunk first.
             let need = self.budget_need(next.as_ref(), !body_done);
@@ -258,6 +283,7 @@ impl Ingest {
             let short = need.saturating_sub(self.held.bytes());
             if short == 0 {
                 grant = None;
+                token = None;
                 self.held.shrink_to(need);
                 if let Some(data) = next.take() {
                     last_data = Instant::now();
@@ -275,8 +301,19 @@ impl Ingest {
                 if self.held.try_grow(short) {
                     continue;
                 }
-                grant = Some(self.held.acquire(short));
+                let room = reserve_max.saturating_sub(self.held.reserve_bytes());
+                if self.finisher.is_some() && room > 0 {
+                    // The finisher: the reserve is ours (its bytes return as fragments persist).
+                    grant = Some(self.held.acquire(short.min(room), true));
+                } else {
+                    grant = Some(self.held.acquire(short, false));
+                    if self.finisher.is_none() {
+                        // Whichever comes first: bytes of the pool, or our turn to finish.
+                        token = Some(self.ctx.ingest_budget.finisher());
+                    }
+                }
                 blocked_since = tokio::time::Instant::now();
+                releases = self.ctx.ingest_budget.releases();
             }
             let wait = idle_every.min(idle_timeout);
             let backlogged = self.backlogged();
@@ -295,6 +332,8 @@ impl Ingest {
                     }
                 }, if grant.is_some() => {
                     grant = None;
+                    // Not blocked any more: give up our place in line for the finisher token.
+                    token = None;
                     match permit {
                         Ok(p) => self.held.absorb(p),
                         // The pool is never closed; fail safe if it were.
@@ -304,7 +343,33 @@ impl Ingest {
                         }
                     }
                 }
+                t = async {
+                    match token.as_mut() {
+                        Some(t) => t.await,
+                        None => std::future::pending().await,
+                    }
+                }, if token.is_some() => {
+                    token = None;
+                    match t {
+                        Ok(p) => {
+                            // Our turn to finish: ask the reserve instead of the pool.
+                            self.finisher = Some(p);
+                            grant = None;
+                        }
+                        Err(_) => {
+                            self.fail(ErrorId::ACK_INTERNAL_ERROR);
+                            return;
+                        }
+                    }
+                }
                 _ = tokio::time::sleep_until(blocked_since + wait_timeout), if grant.is_some() => {
+                    let now = self.ctx.ingest_budget.releases();
+                    if now != releases {
+                        // Bytes were freed meanwhile (others are finishing): still in line.
+                        releases = now;
+                        blocked_since = tokio::time::Instant::now();
+                        continue;
+                    }
                     // Memory stayed exhausted: give up, retriably, and free what we hold.
                     self.fail(ErrorId::ACK_INTERNAL_ERROR);
                     return;
@@ -381,6 +446,7 @@ impl Ingest {
 
     /// Drops the open fragment (incomplete) and its reservation.
     fn abandon(&mut self) {
+        self.finisher = None;
         if let Some(o) = self.open.take() {
             let mut d = lock(&self.stream.data);
             d.abandon(o.seq);
@@ -693,6 +759,10 @@ impl Ingest {
         let chunk = self.buf.split_to(cut).freeze();
         // The fragment's bytes leave the buffer: charged on their own until persisted.
         let charge = self.held.split(chunk.len() as u64);
+        if self.held.reserve_bytes() == 0 {
+            // The reserve bytes we drew leave with this fragment: the next waiter may finish.
+            self.finisher = None;
+        }
         let skip = usize::try_from(self.frag_start.saturating_sub(self.base)).unwrap_or(0);
         let data = chunk.slice(skip.min(chunk.len())..);
         self.base = end;

@@ -993,7 +993,9 @@ async fn budgeted_producer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_producers_share_a_small_ingest_budget() {
-    // 12 producers of ~320 KB fragments against 3 MiB: far more than fits at once.
+    // 12 producers of ~320 KB fragments against 3 MiB: far more than fits at once. Every one
+    // holds part of a fragment and needs more: the budget's reserve lets one finish at a time,
+    // so nobody waits out `ingest_wait_timeout` and gets the retriable ERROR 5000.
     let budget = 3 * 1024 * 1024;
     let (server, _dir) = start(budget_limits(budget, Duration::from_secs(3))).await;
     let ep = Endpoint::of(&server);
@@ -1037,6 +1039,13 @@ async fn many_producers_share_a_small_ingest_budget() {
         "12 producers × 4 fragments under {budget} bytes: {connections} connections, peak {} bytes",
         stats.ingest_peak_bytes
     );
+    // No producer had to retry: one connection each, no ERROR 5000.
+    let retried: Vec<_> = results
+        .iter()
+        .filter(|r| r.2 != 1)
+        .map(|r| (&r.0, r.2 - 1))
+        .collect();
+    assert!(retried.is_empty(), "ERROR 5000 retries: {retried:?}");
     // The server still serves.
     good_producer_round_trip(&ep, "after-budget", 2).await;
     server.shutdown().await;
