@@ -30,6 +30,10 @@
 //!   sample of a fragment lasts until the next fragment starts (when that follows within a
 //!   second), which is also the fragment's `EXTINF`.
 //!
+//! DASH ([`crate::dash`]) is built on this module: [`create_session`], [`open_playback`],
+//! [`init_fragment`] and [`media_fragment`] serve both; a token records which API issued it and
+//! opens only that API's routes.
+//!
 //! Fragment bytes are read through [`crate::media::fragment_bytes`] (via GetClip's decoder): a
 //! stored record that does not open is never served (500 InternalFailure).
 //!

@@ -134,7 +134,7 @@ pub(crate) struct Ctx {
     pub(crate) writer: Writer,
     /// Master keys of encryption at rest.
     pub(crate) vault: Arc<crate::keys::Vault>,
-    /// The secret that signs HLS session tokens (see [`crate::hls`]).
+    /// The secret that signs HLS and DASH session tokens (see [`crate::hls`]).
     pub(crate) hls_key: crate::hls::SessionKey,
     pub(crate) scheme: &'static str,
     meta_lock: tokio::sync::Mutex<()>,
