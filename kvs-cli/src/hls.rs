@@ -1,14 +1,15 @@
-//! `kvs hls`: an HLS playback URL for a stream (GetHLSStreamingSessionURL).
+//! `kvs hls` and `kvs dash`: an HLS or DASH playback URL for a stream
+//! (GetHLSStreamingSessionURL, GetDASHStreamingSessionURL; same options).
 
 use clap::Args as ClapArgs;
 use kvs_core::api::{
-    GetHlsStreamingSessionUrlRequest, OpenTimestampRange, PlaybackMode, SessionFragmentSelector,
-    TimestampSelectorType,
+    GetDashStreamingSessionUrlRequest, GetHlsStreamingSessionUrlRequest, OpenTimestampRange,
+    PlaybackMode, SessionFragmentSelector, TimestampSelectorType,
 };
 
 use crate::common::{self, GlobalArgs};
 
-/// Options of `kvs hls`.
+/// Options of `kvs hls` and `kvs dash`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// The stream.
@@ -34,16 +35,18 @@ pub struct Args {
     /// Session lifetime in seconds (300 to 43200; the service's default is 300).
     #[arg(long)]
     pub expires: Option<i64>,
-    /// Most fragments per media playlist (1 to 5000; default 5 live, 1000 on demand).
+    /// Most fragments per media playlist or manifest (1 to 5000; default 5 live, 1000 on
+    /// demand).
     #[arg(long)]
     pub max_fragments: Option<i64>,
-    /// Print `{"HLSStreamingSessionURL": ...}` instead of the bare URL.
+    /// Print `{"HLSStreamingSessionURL": ...}` (`DASHStreamingSessionURL` for dash) instead of
+    /// the bare URL.
     #[arg(long)]
     pub json: bool,
 }
 
-/// The request `args` describe.
-pub fn request(args: &Args) -> Result<GetHlsStreamingSessionUrlRequest, String> {
+/// The playback mode and fragment selector `args` describe.
+fn selection(args: &Args) -> Result<(PlaybackMode, SessionFragmentSelector), String> {
     let (mode, range) = match &args.start {
         None => (PlaybackMode::Live, None),
         Some(start) => {
@@ -60,19 +63,39 @@ pub fn request(args: &Args) -> Result<GetHlsStreamingSessionUrlRequest, String> 
             (mode, Some(range))
         }
     };
+    let selector = SessionFragmentSelector {
+        fragment_selector_type: Some(if args.producer_time {
+            TimestampSelectorType::ProducerTimestamp
+        } else {
+            TimestampSelectorType::ServerTimestamp
+        }),
+        timestamp_range: range,
+    };
+    Ok((mode, selector))
+}
+
+/// The HLS request `args` describe.
+pub fn request(args: &Args) -> Result<GetHlsStreamingSessionUrlRequest, String> {
+    let (mode, selector) = selection(args)?;
     Ok(GetHlsStreamingSessionUrlRequest {
         stream_name: Some(args.stream.clone()),
         playback_mode: Some(mode),
-        hls_fragment_selector: Some(SessionFragmentSelector {
-            fragment_selector_type: Some(if args.producer_time {
-                TimestampSelectorType::ProducerTimestamp
-            } else {
-                TimestampSelectorType::ServerTimestamp
-            }),
-            timestamp_range: range,
-        }),
+        hls_fragment_selector: Some(selector),
         expires: args.expires,
         max_media_playlist_fragment_results: args.max_fragments,
+        ..Default::default()
+    })
+}
+
+/// The DASH request `args` describe.
+pub fn dash_request(args: &Args) -> Result<GetDashStreamingSessionUrlRequest, String> {
+    let (mode, selector) = selection(args)?;
+    Ok(GetDashStreamingSessionUrlRequest {
+        stream_name: Some(args.stream.clone()),
+        playback_mode: Some(mode),
+        dash_fragment_selector: Some(selector),
+        expires: args.expires,
+        max_manifest_fragment_results: args.max_fragments,
         ..Default::default()
     })
 }
@@ -88,10 +111,29 @@ pub fn run(global: &GlobalArgs, args: &Args) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())
     })?;
+    print_url(args, "HLSStreamingSessionURL", &url);
+    Ok(())
+}
+
+/// Runs `kvs dash`.
+pub fn run_dash(global: &GlobalArgs, args: &Args) -> Result<(), String> {
+    let request = dash_request(args)?;
+    let rt = common::runtime()?;
+    let url = rt.block_on(async {
+        let client = global.client()?;
+        client
+            .get_dash_streaming_session_url(&request)
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    print_url(args, "DASHStreamingSessionURL", &url);
+    Ok(())
+}
+
+fn print_url(args: &Args, key: &str, url: &str) {
     if args.json {
-        println!("{}", serde_json::json!({ "HLSStreamingSessionURL": url }));
+        println!("{}", serde_json::json!({ key: url }));
     } else {
         println!("{url}");
     }
-    Ok(())
 }

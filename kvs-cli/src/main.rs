@@ -59,6 +59,11 @@ enum Command {
     /// With --start alone: LIVE_REPLAY. Open the URL with any HLS player (ffplay, VLC, Safari);
     /// it needs no AWS credentials and expires after --expires seconds.
     Hls(hls::Args),
+    /// Print a DASH playback URL for a stream (GetDASHStreamingSessionURL).
+    ///
+    /// The options are those of `kvs hls`. Open the URL with any DASH player (ffplay, dash.js);
+    /// it needs no AWS credentials and expires after --expires seconds.
+    Dash(hls::Args),
     /// Manage streams: create, list, describe, delete, update-retention, tag, tags, untag.
     Streams(streams::Args),
 }
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Fragments(args) => fragments::run(&cli.global, &args),
         Command::Clip(args) => clip::run(&cli.global, &args),
         Command::Hls(args) => hls::run(&cli.global, &args),
+        Command::Dash(args) => hls::run_dash(&cli.global, &args),
         Command::Streams(args) => streams::run(&cli.global, &args),
     };
     match result {

@@ -220,6 +220,17 @@ fn put_get(tls: bool) {
         hls_url.contains("/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken="),
         "{hls_url}"
     );
+    // `kvs dash`: the same, as a DASH manifest URL.
+    let mut args = g.clone();
+    args.extend([
+        "dash", "--stream", "cam", "--start", "now-1h", "--end", "now", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(ok(&kvs(&dir, &vars, &args)).trim()).unwrap();
+    let dash_url = v["DASHStreamingSessionURL"].as_str().unwrap().to_owned();
+    assert!(
+        dash_url.contains("/dash/v1/getDASHManifest.mpd?SessionToken="),
+        "{dash_url}"
+    );
 
     if !tool_missing("ffprobe") {
         let probe = Command::new("ffprobe")
@@ -254,8 +265,8 @@ fn put_get(tls: bool) {
         assert_eq!(count("h264"), per_track(1));
         assert_eq!(count("aac"), per_track(2));
 
-        // ffprobe plays the HLS URL (plain HTTP only: it would not trust the self-signed cert).
-        if !tls {
+        // ffprobe plays the HLS and DASH URLs (plain HTTP only: it would not trust the self-signed cert).
+        for url in [&hls_url, &dash_url].into_iter().filter(|_| !tls) {
             let probe = Command::new("ffprobe")
                 .args([
                     "-v",
@@ -267,7 +278,7 @@ fn put_get(tls: bool) {
                     "stream=codec_name,nb_read_frames",
                     "-of",
                     "csv=p=0",
-                    &hls_url,
+                    url,
                 ])
                 .output()
                 .unwrap();

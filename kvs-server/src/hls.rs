@@ -30,6 +30,10 @@
 //!   sample of a fragment lasts until the next fragment starts (when that follows within a
 //!   second), which is also the fragment's `EXTINF`.
 //!
+//! DASH ([`crate::dash`]) is built on this module: [`create_session`], [`open_playback`],
+//! [`init_fragment`] and [`media_fragment`] serve both; a token records which API issued it and
+//! opens only that API's routes.
+//!
 //! Fragment bytes are read through [`crate::media::fragment_bytes`] (via GetClip's decoder): a
 //! stored record that does not open is never served (500 InternalFailure).
 //!
@@ -47,6 +51,7 @@ use kvs_core::index::{
     DiscontinuityMode as Disc, FragmentIndex, PlaybackMode as Mode, PlaylistEntry, PlaylistRequest,
     RangeQuery, TimestampKind,
 };
+use kvs_core::mkv::TrackInfo;
 use kvs_core::mp4::Mp4Writer;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
@@ -82,33 +87,39 @@ impl SessionKey {
 
 /// What a session token carries (short keys: it travels in every URL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Session {
+pub(crate) struct Session {
     /// Stream name.
-    s: String,
+    pub(crate) s: String,
     /// Stream creation time, epoch ms (identity).
-    c: u64,
+    pub(crate) c: u64,
     /// Playback mode: 0 LIVE, 1 LIVE_REPLAY, 2 ON_DEMAND.
-    m: u8,
+    pub(crate) m: u8,
     /// Producer (true) or server timestamps.
-    p: bool,
+    pub(crate) p: bool,
     /// Range start and end, epoch ms.
-    a: Option<u64>,
-    b: Option<u64>,
+    pub(crate) a: Option<u64>,
+    pub(crate) b: Option<u64>,
     /// Discontinuity mode: 0 ALWAYS, 1 NEVER, 2 ON_DISCONTINUITY.
-    d: u8,
+    pub(crate) d: u8,
     /// DisplayFragmentTimestamp=ALWAYS.
-    t: bool,
+    pub(crate) t: bool,
     /// MaxMediaPlaylistFragmentResults.
-    n: u32,
+    pub(crate) n: u32,
     /// Decode-time origin: a producer timestamp, epoch ms.
-    o: u64,
+    pub(crate) o: u64,
     /// Issued and expiry, epoch ms.
-    i: u64,
-    e: u64,
+    pub(crate) i: u64,
+    pub(crate) e: u64,
+    /// Which API issued it: 0 HLS, 1 DASH (a token plays only on its own API's routes).
+    #[serde(default)]
+    pub(crate) h: u8,
+    /// DASH DisplayFragmentNumber=ALWAYS.
+    #[serde(default)]
+    pub(crate) f: bool,
 }
 
 impl Session {
-    fn kind(&self) -> TimestampKind {
+    pub(crate) fn kind(&self) -> TimestampKind {
         if self.p {
             TimestampKind::Producer
         } else {
@@ -116,7 +127,7 @@ impl Session {
         }
     }
 
-    fn request(&self, now_ms: u64) -> PlaylistRequest {
+    pub(crate) fn request(&self, now_ms: u64) -> PlaylistRequest {
         let start_ms = self.a.unwrap_or(0);
         let mode = match self.m {
             0 => Mode::Live,
@@ -207,16 +218,19 @@ fn refused(message: &str) -> ApiError {
     e
 }
 
-/// The session a token carries, if it is ours, unaltered and unexpired.
-fn open(ctx: &Ctx, token: Option<&str>) -> Result<Session, ApiError> {
+/// The session a token carries, if it is ours, unaltered, unexpired and issued by `api`.
+fn open(ctx: &Ctx, token: Option<&str>, api: Api) -> Result<Session, ApiError> {
+    let op = api.operation();
     let invalid = || {
-        refused(
+        refused(&format!(
             "The SessionToken is not valid: it was not issued by this server (or the server \
-             restarted since) or it was altered. Get a new URL with GetHLSStreamingSessionURL.",
-        )
+             restarted since) or it was altered. Get a new URL with {op}."
+        ))
     };
     let token = token.ok_or_else(|| {
-        refused("The SessionToken query parameter is missing; use the URL GetHLSStreamingSessionURL returned.")
+        refused(&format!(
+            "The SessionToken query parameter is missing; use the URL {op} returned."
+        ))
     })?;
     if token.len() > MAX_TOKEN_LEN {
         return Err(invalid());
@@ -227,12 +241,63 @@ fn open(ctx: &Ctx, token: Option<&str>) -> Result<Session, ApiError> {
     let tag = b64_decode(tag).ok_or_else(invalid)?;
     hmac::verify(key, &json, &tag).map_err(|_| invalid())?;
     let session: Session = serde_json::from_slice(&json).map_err(|_| invalid())?;
+    if session.h != api as u8 {
+        return Err(invalid());
+    }
     if ctx.now_ms() >= session.e {
-        return Err(refused(
-            "Streaming session token is expired. Get a new URL with GetHLSStreamingSessionURL.",
-        ));
+        return Err(refused(&format!(
+            "Streaming session token is expired. Get a new URL with {op}."
+        )));
     }
     Ok(session)
+}
+
+/// The playback API a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// GetHLSStreamingSessionURL, `/hls/v1/`.
+    Hls = 0,
+    /// GetDASHStreamingSessionURL, `/dash/v1/`.
+    Dash = 1,
+}
+
+impl Api {
+    fn operation(self) -> &'static str {
+        match self {
+            Api::Hls => "GetHLSStreamingSessionURL",
+            Api::Dash => "GetDASHStreamingSessionURL",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Api::Hls => "HLS",
+            Api::Dash => "DASH",
+        }
+    }
+}
+
+/// What a session URL request asks for, common to HLS and DASH.
+pub(crate) struct SessionRequest<'a> {
+    /// Which API.
+    pub(crate) api: Api,
+    /// StreamName / StreamARN.
+    pub(crate) stream_name: Option<&'a str>,
+    pub(crate) stream_arn: Option<&'a str>,
+    /// PlaybackMode (LIVE when absent).
+    pub(crate) mode: Option<PlaybackMode>,
+    /// The HLS/DASH fragment selector.
+    pub(crate) selector: Option<SessionFragmentSelector>,
+    /// DiscontinuityMode (HLS only; DASH never marks discontinuities).
+    pub(crate) discontinuity: Option<DiscontinuityMode>,
+    /// DisplayFragmentTimestamp=ALWAYS.
+    pub(crate) display_timestamp: bool,
+    /// DisplayFragmentNumber=ALWAYS (DASH).
+    pub(crate) display_number: bool,
+    /// Expires, seconds.
+    pub(crate) expires: Option<i64>,
+    /// MaxMediaPlaylistFragmentResults / MaxManifestFragmentResults.
+    pub(crate) max_results: Option<i64>,
 }
 
 /// `POST /getHLSStreamingSessionURL`.
@@ -241,16 +306,43 @@ pub(crate) fn get_hls_streaming_session_url(
     r: GetHlsStreamingSessionUrlRequest,
     base: &str,
 ) -> Result<GetHlsStreamingSessionUrlResponse, ApiError> {
-    let stream = find(ctx, r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-    if stream.retention_hours() == 0 {
-        return Err(ApiError::new(
-            ApiErrorKind::NoDataRetention,
-            "The stream keeps no data (DataRetentionInHours is 0); increase its retention to play it with HLS.",
-        ));
-    }
     if r.container_format == Some(ContainerFormat::MpegTs) {
         return Err(ApiError::invalid_argument(
             "ContainerFormat MPEG_TS is not supported by this kvs server; use FRAGMENTED_MP4 (the default).",
+        ));
+    }
+    let token = create_session(
+        ctx,
+        SessionRequest {
+            api: Api::Hls,
+            stream_name: r.stream_name.as_deref(),
+            stream_arn: r.stream_arn.as_deref(),
+            mode: r.playback_mode,
+            selector: r.hls_fragment_selector,
+            discontinuity: r.discontinuity_mode,
+            display_timestamp: r.display_fragment_timestamp == Some(DisplayMode::Always),
+            display_number: false,
+            expires: r.expires,
+            max_results: r.max_media_playlist_fragment_results,
+        },
+    )?;
+    Ok(GetHlsStreamingSessionUrlResponse {
+        hls_streaming_session_url: format!(
+            "{base}{PLAYBACK_PREFIX}getHLSMasterPlaylist.m3u8?SessionToken={token}"
+        ),
+    })
+}
+
+/// Checks a session URL request against the stream and mints its session token.
+pub(crate) fn create_session(ctx: &Arc<Ctx>, r: SessionRequest<'_>) -> Result<String, ApiError> {
+    let stream = find(ctx, r.stream_name, r.stream_arn)?;
+    if stream.retention_hours() == 0 {
+        return Err(ApiError::new(
+            ApiErrorKind::NoDataRetention,
+            format!(
+                "The stream keeps no data (DataRetentionInHours is 0); increase its retention to play it with {}.",
+                r.api.short()
+            ),
         ));
     }
     let Some(key) = ctx.hls_key.0.as_ref() else {
@@ -258,8 +350,8 @@ pub(crate) fn get_hls_streaming_session_url(
             "The server has no session key (its random number generator failed at start); restart it.",
         ));
     };
-    let mode = r.playback_mode.unwrap_or(PlaybackMode::Live);
-    let selector = r.hls_fragment_selector.unwrap_or_default();
+    let mode = r.mode.unwrap_or(PlaybackMode::Live);
+    let selector = r.selector.unwrap_or_default();
     let producer =
         selector.fragment_selector_type == Some(TimestampSelectorType::ProducerTimestamp);
     let kind = if producer {
@@ -268,11 +360,12 @@ pub(crate) fn get_hls_streaming_session_url(
         TimestampKind::Server
     };
     let range = selector.timestamp_range.unwrap_or_default();
-    let discontinuity = match r.discontinuity_mode {
-        Some(DiscontinuityMode::Always) => 0,
-        Some(DiscontinuityMode::Never) => 1,
-        Some(DiscontinuityMode::OnDiscontinuity) => 2,
-        None => match Disc::default_for(kind) {
+    let discontinuity = match (r.api, r.discontinuity) {
+        (Api::Dash, _) => 1,
+        (_, Some(DiscontinuityMode::Always)) => 0,
+        (_, Some(DiscontinuityMode::Never)) => 1,
+        (_, Some(DiscontinuityMode::OnDiscontinuity)) => 2,
+        (_, None) => match Disc::default_for(kind) {
             Disc::Always => 0,
             _ => 1,
         },
@@ -282,7 +375,7 @@ pub(crate) fn get_hls_streaming_session_url(
     } else {
         5
     };
-    let max = r.max_media_playlist_fragment_results.unwrap_or(default_max);
+    let max = r.max_results.unwrap_or(default_max);
     let expires = r.expires.unwrap_or(DEFAULT_EXPIRES_S);
     let now = ctx.now_ms();
     let (name, creation_ms) = {
@@ -301,11 +394,13 @@ pub(crate) fn get_hls_streaming_session_url(
         a: range.start_timestamp.map(|t| t.as_millis()),
         b: range.end_timestamp.map(|t| t.as_millis()),
         d: discontinuity,
-        t: r.display_fragment_timestamp == Some(DisplayMode::Always),
+        t: r.display_timestamp,
         n: u32::try_from(max.clamp(1, 5000)).unwrap_or(1),
         o: 0,
         i: now,
         e: now.saturating_add(u64::try_from(expires.max(0)).unwrap_or(0) * 1000),
+        h: r.api as u8,
+        f: r.display_number,
     };
     let entries = {
         let data = lock(&stream.data);
@@ -324,16 +419,11 @@ pub(crate) fn get_hls_streaming_session_url(
         .map(|e| e.fragment.producer_timestamp_ms)
         .min()
         .ok_or_else(|| ApiError::new(ApiErrorKind::ResourceNotFound, NO_FRAGMENTS))?;
-    let token = mint(key, &session)?;
-    Ok(GetHlsStreamingSessionUrlResponse {
-        hls_streaming_session_url: format!(
-            "{base}{PLAYBACK_PREFIX}getHLSMasterPlaylist.m3u8?SessionToken={token}"
-        ),
-    })
+    mint(key, &session)
 }
 
 /// A query parameter's value (no percent-decoding: tokens and numbers need none).
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -341,7 +431,7 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn ok(content_type: &str, body: Bytes, rid: &str) -> http::Response<Body> {
+pub(crate) fn ok(content_type: &str, body: Bytes, rid: &str) -> http::Response<Body> {
     let mut response = http::Response::new(body);
     let h = response.headers_mut();
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
@@ -365,14 +455,30 @@ pub(crate) async fn serve(
     }
 }
 
-async fn playback(
+/// A playback GET's verified session, its stream and its token.
+pub(crate) struct Playback<'a> {
+    /// The session the token carries.
+    pub(crate) session: Session,
+    /// The session's stream (same name and creation time, still readable).
+    pub(crate) stream: Arc<Stream>,
+    /// The token as given (to repeat in relative URLs).
+    pub(crate) token: &'a str,
+    /// The query string.
+    pub(crate) query: &'a str,
+    /// The resource after the API's path prefix.
+    pub(crate) resource: &'a str,
+}
+
+/// Verifies a playback GET's `SessionToken` (for `api`) and finds its stream.
+pub(crate) fn open_playback<'a>(
     ctx: &Arc<Ctx>,
-    parts: &http::request::Parts,
-    rid: &str,
-) -> Result<http::Response<Body>, ApiError> {
+    parts: &'a http::request::Parts,
+    api: Api,
+    prefix: &str,
+) -> Result<Playback<'a>, ApiError> {
     let query = parts.uri.query().unwrap_or("");
     let token = query_param(query, "SessionToken");
-    let session = open(ctx, token)?;
+    let session = open(ctx, token, api)?;
     let token = token.unwrap_or_default();
     let stream = ctx
         .registry
@@ -384,19 +490,32 @@ async fn playback(
                 "The requested stream is not found or not active.",
             )
         })?;
-    let resource = parts
-        .uri
-        .path()
-        .strip_prefix(PLAYBACK_PREFIX)
-        .unwrap_or_default();
+    let resource = parts.uri.path().strip_prefix(prefix).unwrap_or_default();
+    Ok(Playback {
+        session,
+        stream,
+        token,
+        query,
+        resource,
+    })
+}
+
+async fn playback(
+    ctx: &Arc<Ctx>,
+    parts: &http::request::Parts,
+    rid: &str,
+) -> Result<http::Response<Body>, ApiError> {
+    let Playback {
+        session,
+        stream,
+        token,
+        query,
+        resource,
+    } = open_playback(ctx, parts, Api::Hls, PLAYBACK_PREFIX)?;
     let now = ctx.now_ms();
     match resource {
         "getHLSMasterPlaylist.m3u8" => {
-            let entries = listing(&stream, &session, now);
-            let first = entries
-                .first()
-                .ok_or_else(|| ApiError::new(ApiErrorKind::ResourceNotFound, NO_FRAGMENTS))?;
-            let (tracks, _) = decode(&stream, &ctx.vault, &first.fragment).await?;
+            let (tracks, entries) = session_tracks(ctx, &stream, &session, now).await?;
             let writer = Mp4Writer::new(&tracks).map_err(mp4_error)?;
             Ok(ok(M3U8, master(&writer, &entries, token).into(), rid))
         }
@@ -412,59 +531,8 @@ async fn playback(
             }
             Ok(ok(M3U8, text.into(), rid))
         }
-        "getMP4InitFragment.mp4" => {
-            let entries = listing(&stream, &session, now);
-            let first = entries
-                .first()
-                .ok_or_else(|| ApiError::new(ApiErrorKind::ResourceNotFound, NO_FRAGMENTS))?;
-            let (tracks, _) = decode(&stream, &ctx.vault, &first.fragment).await?;
-            let writer = Mp4Writer::new(&tracks).map_err(mp4_error)?;
-            Ok(ok(MP4_CONTENT_TYPE, writer.init_segment(), rid))
-        }
-        "getMP4MediaFragment.mp4" => {
-            let invalid = || {
-                ApiError::invalid_argument(
-                    "FragmentNumber is missing or is not a fragment number of this stream.",
-                )
-            };
-            let number = query_param(query, "FragmentNumber")
-                .and_then(|n| n.parse::<kvs_core::fragment::FragmentNumber>().ok())
-                .ok_or_else(invalid)?;
-            let (f, end_ms) = {
-                let data = lock(&stream.data);
-                let f = data
-                    .index
-                    .get_by_number(&number)
-                    .copied()
-                    .filter(|f| session.covers(f))
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ApiErrorKind::ResourceNotFound,
-                            format!(
-                                "Fragment {} is not part of this streaming session (or is no longer retained).",
-                                number.as_str()
-                            ),
-                        )
-                    })?;
-                let end = segment_end_ms(&data.index, &f);
-                (f, end)
-            };
-            let (tracks, frames) = decode(&stream, &ctx.vault, &f).await?;
-            let mut writer = Mp4Writer::new(&tracks).map_err(mp4_error)?;
-            writer.set_origin(ms_to_ns(session.o));
-            let sequence =
-                u32::try_from(f.sequence.wrapping_add(1) & u64::from(u32::MAX)).unwrap_or(u32::MAX);
-            let segment = writer
-                .standalone_fragment(&frames, sequence, Some(ms_to_ns(end_ms)))
-                .map_err(mp4_error)?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ApiErrorKind::InvalidMediaFrame,
-                        format!("Fragment {} holds no frames.", number.as_str()),
-                    )
-                })?;
-            Ok(ok(MP4_CONTENT_TYPE, segment.to_bytes(), rid))
-        }
+        "getMP4InitFragment.mp4" => init_fragment(ctx, &stream, &session, None, now, rid).await,
+        "getMP4MediaFragment.mp4" => media_fragment(ctx, &stream, &session, None, query, rid).await,
         other => Err(ApiError::new(
             ApiErrorKind::ResourceNotFound,
             format!(
@@ -474,6 +542,111 @@ async fn playback(
     }
 }
 
+/// `getMP4InitFragment.mp4`: `ftyp` + `moov` for the tracks of the session's first fragment
+/// (only track number `track` when given: DASH serves each track on its own).
+pub(crate) async fn init_fragment(
+    ctx: &Arc<Ctx>,
+    stream: &Stream,
+    session: &Session,
+    track: Option<u64>,
+    now: u64,
+    rid: &str,
+) -> Result<http::Response<Body>, ApiError> {
+    let (tracks, _) = session_tracks(ctx, stream, session, now).await?;
+    let tracks = only_track(tracks, track)?;
+    let writer = Mp4Writer::new(&tracks).map_err(mp4_error)?;
+    Ok(ok(MP4_CONTENT_TYPE, writer.init_segment(), rid))
+}
+
+/// The session's current entries and the tracks of the first of them (what the init segment,
+/// the HLS master playlist and the DASH manifest describe).
+pub(crate) async fn session_tracks(
+    ctx: &Arc<Ctx>,
+    stream: &Stream,
+    session: &Session,
+    now: u64,
+) -> Result<(Vec<TrackInfo>, Vec<PlaylistEntry>), ApiError> {
+    let entries = listing(stream, session, now);
+    let first = entries
+        .first()
+        .ok_or_else(|| ApiError::new(ApiErrorKind::ResourceNotFound, NO_FRAGMENTS))?;
+    let (tracks, _) = decode(stream, &ctx.vault, &first.fragment).await?;
+    Ok((tracks, entries))
+}
+
+/// `tracks`, or only the one numbered `track` (404 when there is none such).
+fn only_track(tracks: Vec<TrackInfo>, track: Option<u64>) -> Result<Vec<TrackInfo>, ApiError> {
+    let Some(n) = track else {
+        return Ok(tracks);
+    };
+    let picked: Vec<TrackInfo> = tracks.into_iter().filter(|t| t.number == n).collect();
+    if picked.is_empty() {
+        return Err(ApiError::new(
+            ApiErrorKind::ResourceNotFound,
+            format!("The stream has no track number {n}."),
+        ));
+    }
+    Ok(picked)
+}
+
+/// `getMP4MediaFragment.mp4?FragmentNumber=N`: that fragment of the session as `moof` + `mdat`
+/// (only track number `track` when given).
+pub(crate) async fn media_fragment(
+    ctx: &Arc<Ctx>,
+    stream: &Stream,
+    session: &Session,
+    track: Option<u64>,
+    query: &str,
+    rid: &str,
+) -> Result<http::Response<Body>, ApiError> {
+    let invalid = || {
+        ApiError::invalid_argument(
+            "FragmentNumber is missing or is not a fragment number of this stream.",
+        )
+    };
+    let number = query_param(query, "FragmentNumber")
+        .and_then(|n| n.parse::<kvs_core::fragment::FragmentNumber>().ok())
+        .ok_or_else(invalid)?;
+    let (f, end_ms) = {
+        let data = lock(&stream.data);
+        let f = data
+                .index
+                .get_by_number(&number)
+                .copied()
+                .filter(|f| session.covers(f))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ApiErrorKind::ResourceNotFound,
+                        format!(
+                            "Fragment {} is not part of this streaming session (or is no longer retained).",
+                            number.as_str()
+                        ),
+                    )
+                })?;
+        let end = segment_end_ms(&data.index, &f);
+        (f, end)
+    };
+    let (tracks, mut frames) = decode(stream, &ctx.vault, &f).await?;
+    let tracks = only_track(tracks, track)?;
+    if let Some(n) = track {
+        frames.retain(|frame| frame.track == n);
+    }
+    let mut writer = Mp4Writer::new(&tracks).map_err(mp4_error)?;
+    writer.set_origin(ms_to_ns(session.o));
+    let sequence =
+        u32::try_from(f.sequence.wrapping_add(1) & u64::from(u32::MAX)).unwrap_or(u32::MAX);
+    let segment = writer
+        .standalone_fragment(&frames, sequence, Some(ms_to_ns(end_ms)))
+        .map_err(mp4_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ApiErrorKind::InvalidMediaFrame,
+                format!("Fragment {} holds no frames.", number.as_str()),
+            )
+        })?;
+    Ok(ok(MP4_CONTENT_TYPE, segment.to_bytes(), rid))
+}
+
 fn ms_to_ns(ms: u64) -> i64 {
     i64::try_from(ms)
         .unwrap_or(i64::MAX / 1_000_000)
@@ -481,13 +654,13 @@ fn ms_to_ns(ms: u64) -> i64 {
 }
 
 /// The session's current playlist entries.
-fn listing(stream: &Stream, session: &Session, now: u64) -> Vec<PlaylistEntry> {
+pub(crate) fn listing(stream: &Stream, session: &Session, now: u64) -> Vec<PlaylistEntry> {
     lock(&stream.data).index.playlist(session.request(now))
 }
 
 /// Where fragment `f` ends in producer time (ms): where the next fragment starts when that
 /// follows within [`MAX_JOIN_MS`] of its last frame, else at its last frame.
-fn segment_end_ms(index: &FragmentIndex, f: &kvs_core::index::Fragment) -> u64 {
+pub(crate) fn segment_end_ms(index: &FragmentIndex, f: &kvs_core::index::Fragment) -> u64 {
     let last = f
         .producer_timestamp_ms
         .saturating_add(u64::from(f.duration_ms));
@@ -505,8 +678,8 @@ fn segment_end_ms(index: &FragmentIndex, f: &kvs_core::index::Fragment) -> u64 {
     }
 }
 
-/// The master playlist: one variant.
-fn master(writer: &Mp4Writer, entries: &[PlaylistEntry], token: &str) -> String {
+/// Average bits per second of `entries` (at least 1).
+pub(crate) fn bandwidth(entries: &[PlaylistEntry]) -> u64 {
     let bytes: u64 = entries
         .iter()
         .map(|e| u64::from(e.fragment.size_bytes))
@@ -516,7 +689,12 @@ fn master(writer: &Mp4Writer, entries: &[PlaylistEntry], token: &str) -> String 
         .map(|e| u64::from(e.fragment.duration_ms))
         .sum::<u64>()
         .max(1);
-    let bandwidth = (bytes.saturating_mul(8_000) / ms).max(1);
+    (bytes.saturating_mul(8_000) / ms).max(1)
+}
+
+/// The master playlist: one variant.
+fn master(writer: &Mp4Writer, entries: &[PlaylistEntry], token: &str) -> String {
+    let bandwidth = bandwidth(entries);
     let mut stream_inf = format!("#EXT-X-STREAM-INF:BANDWIDTH={bandwidth}");
     let codecs = writer.codecs();
     if !codecs.is_empty() {
@@ -531,7 +709,7 @@ fn master(writer: &Mp4Writer, entries: &[PlaylistEntry], token: &str) -> String 
 }
 
 /// `2023-05-17T13:48:35.994Z`.
-fn date_time(ms: u64) -> String {
+pub(crate) fn date_time(ms: u64) -> String {
     let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ms / 1000);
     let text = kvs_core::credentials::format_rfc3339(whole);
     let base = text.strip_suffix('Z').unwrap_or(&text);

@@ -137,7 +137,7 @@ pub(crate) struct Ctx {
     pub(crate) writer: Writer,
     /// Master keys of encryption at rest.
     pub(crate) vault: Arc<crate::keys::Vault>,
-    /// The secret that signs HLS session tokens (see [`crate::hls`]).
+    /// The secret that signs HLS and DASH session tokens (see [`crate::hls`]).
     pub(crate) hls_key: crate::hls::SessionKey,
     pub(crate) scheme: &'static str,
     meta_lock: tokio::sync::Mutex<()>,
@@ -548,12 +548,17 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> http::Response<B
         }
         return crate::ingest::put_media(ctx, parts, body, rid).await;
     }
-    // HLS playback GETs carry no SigV4 signature: the SessionToken in their query is verified
-    // instead (crate::hls).
+    // HLS and DASH playback GETs carry no SigV4 signature: the SessionToken in their query is verified
+    // instead (crate::hls, crate::dash).
     if parts.method == http::Method::GET
         && parts.uri.path().starts_with(crate::hls::PLAYBACK_PREFIX)
     {
         return crate::hls::serve(ctx, &parts, &rid).await;
+    }
+    if parts.method == http::Method::GET
+        && parts.uri.path().starts_with(crate::dash::PLAYBACK_PREFIX)
+    {
+        return crate::dash::serve(ctx, &parts, &rid).await;
     }
     let bytes = match read_json_body(&ctx, body).await {
         Ok(b) => b,
@@ -617,6 +622,10 @@ async fn dispatch(
         ApiRequest::GetClip(r) => crate::clip::get_clip(ctx, r, rid).await?,
         ApiRequest::GetHLSStreamingSessionURL(r) => reply(
             crate::hls::get_hls_streaming_session_url(ctx, r, base)?,
+            rid,
+        ),
+        ApiRequest::GetDASHStreamingSessionURL(r) => reply(
+            crate::dash::get_dash_streaming_session_url(ctx, r, base)?,
             rid,
         ),
         other => {

@@ -27,6 +27,7 @@ mod clip;
 mod conn;
 mod control;
 mod creds;
+mod dash;
 mod hls;
 mod http_service;
 mod ingest;

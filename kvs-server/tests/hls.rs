@@ -12,33 +12,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::media::*;
 use common::*;
 use kvs_core::api::{
     GetHlsStreamingSessionUrlRequest, OpenTimestampRange, PlaybackMode, SessionFragmentSelector,
     Timestamp, TimestampSelectorType,
 };
-
-/// A plain, unsigned GET of `url` (as a player makes it).
-async fn get(ep: &Endpoint, url: &str) -> http::Response<Bytes> {
-    let uri: http::Uri = url.parse().unwrap();
-    let request = http::Request::get(uri.path_and_query().unwrap().as_str())
-        .header("host", uri.authority().unwrap().as_str())
-        .body(Bytes::new())
-        .unwrap();
-    send(ep, request).await
-}
-
-fn text(r: &http::Response<Bytes>) -> String {
-    String::from_utf8_lossy(r.body()).into_owned()
-}
-
-/// A playlist's relative URI resolved against the playlist's URL `base`.
-fn resolve(base: &str, relative: &str) -> String {
-    let dir = &base[..base[..base.find('?').unwrap()].rfind('/').unwrap() + 1];
-    format!("{dir}{relative}")
-}
 
 fn on_demand(
     name: &str,

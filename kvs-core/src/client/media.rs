@@ -1,5 +1,5 @@
 //! GetMedia and GetMediaForFragmentList as streams of decoded events, GetClip's MP4 bytes and
-//! the HLS session URL.
+//! the HLS and DASH session URLs.
 
 use std::time::Duration;
 
@@ -7,8 +7,9 @@ use bytes::Bytes;
 
 use super::{Client, ClientError};
 use crate::api::{
-    FragmentSelector, GetClipRequest, GetHlsStreamingSessionUrlRequest,
-    GetMediaForFragmentListRequest, GetMediaRequest, StartSelector,
+    FragmentSelector, GetClipRequest, GetDashStreamingSessionUrlRequest,
+    GetHlsStreamingSessionUrlRequest, GetMediaForFragmentListRequest, GetMediaRequest,
+    StartSelector,
 };
 use crate::mkv::reader::{Event, MkvReader};
 use crate::session::consumer::{ConsumerEvent, CursorConfig, GetMediaCursor};
@@ -266,6 +267,18 @@ impl Client {
         request: &GetHlsStreamingSessionUrlRequest,
     ) -> Result<String, ClientError> {
         Ok(self.call(request).await?.hls_streaming_session_url)
+    }
+
+    /// GetDASHStreamingSessionURL: a DASH manifest URL
+    /// (`.../dash/v1/getDASHManifest.mpd?SessionToken=...`) for the stream and options of
+    /// `request`, on the stream's `GET_DASH_STREAMING_SESSION_URL` data endpoint. Like the HLS
+    /// URL it is not SigV4-signed: any DASH player can open it until it expires. Errors come back
+    /// as [`ClientError::Api`].
+    pub async fn get_dash_streaming_session_url(
+        &self,
+        request: &GetDashStreamingSessionUrlRequest,
+    ) -> Result<String, ClientError> {
+        Ok(self.call(request).await?.dash_streaming_session_url)
     }
 
     /// GetMediaForFragmentList for `fragments` of stream `name`, decoded.

@@ -5,14 +5,14 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kvs_core::client::{Client, ClientError};
 use kvs_core::credentials::Credentials;
 use kvs_core::mkv::reader::{Event, decode_all};
 use kvs_core::mkv::writer::{StreamConfig, StreamWriter};
 use kvs_core::mkv::{Frame, TrackInfo};
 
-use super::{Endpoint, PutMedia, absolute, create_stream, now_ms};
+use super::{Endpoint, PutMedia, absolute, create_stream, now_ms, send};
 
 /// Whether missing external tools fail the test (`KVS_REQUIRE_TOOLS=1`).
 pub fn required() -> bool {
@@ -252,4 +252,25 @@ pub fn aws_env<'c>(cmd: &'c mut Command, server: &kvs_server::Server) -> &'c mut
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+}
+
+/// A plain, unsigned GET of `url` (as a player makes it).
+pub async fn get(ep: &Endpoint, url: &str) -> http::Response<Bytes> {
+    let uri: http::Uri = url.parse().unwrap();
+    let request = http::Request::get(uri.path_and_query().unwrap().as_str())
+        .header("host", uri.authority().unwrap().as_str())
+        .body(Bytes::new())
+        .unwrap();
+    send(ep, request).await
+}
+
+/// A response body as text.
+pub fn text(r: &http::Response<Bytes>) -> String {
+    String::from_utf8_lossy(r.body()).into_owned()
+}
+
+/// A playlist's or manifest's relative URI resolved against its URL `base`.
+pub fn resolve(base: &str, relative: &str) -> String {
+    let dir = &base[..base[..base.find('?').unwrap()].rfind('/').unwrap() + 1];
+    format!("{dir}{relative}")
 }
