@@ -69,7 +69,7 @@ pub(crate) async fn decode(
         Err(ReadFail::NotFound) => return Err(gone()),
         // Stored media that does not open is never served, not even partly.
         Err(fail) => {
-            let (code, id) = fail.tag(("", 0));
+            let (code, id) = fail.tag(("FRAGMENT_NOT_FOUND", 3000));
             return Err(ApiError::new(
                 ApiErrorKind::InternalFailure,
                 format!(

@@ -444,6 +444,24 @@ fn scan_records(path: &Path, full: bool, keep_bodies: bool) -> io::Result<Scan> 
     })
 }
 
+/// Rebuilds an index from the log at `path`, read in 64 KiB chunks (bounded memory); also
+/// returns how many bytes the log holds.
+fn read_index_log(path: &Path) -> io::Result<(kvs_core::index::Rebuilt, u64)> {
+    let mut rebuilder = Rebuilder::default();
+    let mut len = 0u64;
+    let mut file = File::open(path)?;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        rebuilder.push(chunk.get(..n).unwrap_or_default());
+        len += n as u64;
+    }
+    Ok((rebuilder.finish(), len))
+}
+
 fn truncate_to(path: &Path, len: u64) -> io::Result<()> {
     let f = OpenOptions::new().write(true).open(path)?;
     f.set_len(len)?;
@@ -537,21 +555,11 @@ pub fn recover(dir: &Path, cutoff_ms: u64) -> io::Result<Recovered> {
     rec.damaged_records += header_damage;
     // The index log.
     let index_path = dir.join(INDEX_FILE);
-    let mut rebuilder = Rebuilder::default();
-    let mut log_len = 0u64;
-    if index_path.exists() {
-        let mut file = File::open(&index_path)?;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            rebuilder.push(chunk.get(..n).unwrap_or_default());
-            log_len += n as u64;
-        }
-    }
-    let rebuilt = rebuilder.finish();
+    let (rebuilt, log_len) = if index_path.exists() {
+        read_index_log(&index_path)?
+    } else {
+        (Rebuilder::default().finish(), 0)
+    };
     rec.from_log = rebuilt.index.len();
     rec.log_truncated_bytes = log_len - rebuilt.valid_bytes.min(log_len);
     let agrees = |on_disk: &[RecoveredFragment], out: &Recovered| {
@@ -935,19 +943,7 @@ impl OpenStream {
             return Ok(false);
         }
         let path = dir.join(INDEX_FILE);
-        let mut rebuilder = Rebuilder::default();
-        let mut read = 0u64;
-        let mut file = File::open(&path)?;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            rebuilder.push(chunk.get(..n).unwrap_or_default());
-            read += n as u64;
-        }
-        let rebuilt = rebuilder.finish();
+        let (rebuilt, read) = read_index_log(&path)?;
         let len = self.index_len;
         let snapshot_len = rebuilt.index.len() as u64 * codec::FRAGMENT_RECORD_LEN as u64;
         // A log that does not parse to its end (or that changed behind the writer's back) is
