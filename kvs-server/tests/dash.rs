@@ -82,14 +82,8 @@ fn segment_urls(mpd: &str, track: u64) -> Vec<String> {
 /// boto3's `get_dash_streaming_session_url` (after `get_data_endpoint`) for the stream's last
 /// two minutes by server timestamps, or `None` without Python/boto3.
 fn boto3_session_url(server: &kvs_server::Server, stream: &str) -> Option<String> {
-    let py = python_with("boto3")?;
-    let script = r#"
-import os, sys, datetime, boto3
-kw = dict(region_name=os.environ["AWS_REGION"], aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
-kv = boto3.client("kinesisvideo", endpoint_url=os.environ["KVS_ENDPOINT"], **kw)
-url = kv.get_data_endpoint(StreamName=sys.argv[1], APIName="GET_DASH_STREAMING_SESSION_URL")["DataEndpoint"]
-am = boto3.client("kinesis-video-archived-media", endpoint_url=url, **kw)
+    let script = archived_media_prelude("GET_DASH_STREAMING_SESSION_URL")
+        + r#"
 now = datetime.datetime.now(datetime.timezone.utc)
 r = am.get_dash_streaming_session_url(StreamName=sys.argv[1], PlaybackMode="ON_DEMAND",
     DASHFragmentSelector={"FragmentSelectorType": "SERVER_TIMESTAMP",
@@ -107,15 +101,7 @@ except am.exceptions.ResourceNotFoundException as e:
     assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 print(r["DASHStreamingSessionURL"])
 "#;
-    let out = aws_env(Command::new(&py).args(["-c", script, stream]), server)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "boto3 get_dash_streaming_session_url failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    boto3_output(server, &script, &[stream], "get_dash_streaming_session_url")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,14 +84,8 @@ fn plays_cleanly(url: &str) {
 /// boto3's `get_hls_streaming_session_url` (after `get_data_endpoint`), or `None` without
 /// Python/boto3. `args`: stream, selector type, start ms, end ms.
 fn boto3_session_url(server: &kvs_server::Server, args: &[&str]) -> Option<String> {
-    let py = python_with("boto3")?;
-    let script = r#"
-import os, sys, datetime, boto3
-kw = dict(region_name=os.environ["AWS_REGION"], aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
-kv = boto3.client("kinesisvideo", endpoint_url=os.environ["KVS_ENDPOINT"], **kw)
-url = kv.get_data_endpoint(StreamName=sys.argv[1], APIName="GET_HLS_STREAMING_SESSION_URL")["DataEndpoint"]
-am = boto3.client("kinesis-video-archived-media", endpoint_url=url, **kw)
+    let script = archived_media_prelude("GET_HLS_STREAMING_SESSION_URL")
+        + r#"
 ts = lambda ms: datetime.datetime.fromtimestamp(int(ms) / 1000, datetime.timezone.utc)
 r = am.get_hls_streaming_session_url(StreamName=sys.argv[1], PlaybackMode="ON_DEMAND",
     HLSFragmentSelector={"FragmentSelectorType": sys.argv[2],
@@ -111,15 +105,7 @@ except am.exceptions.InvalidArgumentException:
     pass
 print(r["HLSStreamingSessionURL"])
 "#;
-    let out = aws_env(Command::new(&py).args(["-c", script]).args(args), server)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "boto3 get_hls_streaming_session_url failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    boto3_output(server, &script, args, "get_hls_streaming_session_url")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,6 +254,43 @@ pub fn aws_env<'c>(cmd: &'c mut Command, server: &kvs_server::Server) -> &'c mut
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 }
 
+/// The start of a boto3 script that talks to `server`'s archived-media endpoint for the stream
+/// named by `sys.argv[1]`: `kw` (credentials and region), `kv` (the control plane) and `am`
+/// (archived media, at the data endpoint of `api`, e.g. `GET_HLS_STREAMING_SESSION_URL`).
+pub fn archived_media_prelude(api: &str) -> String {
+    format!(
+        r#"
+import os, sys, datetime, boto3
+kw = dict(region_name=os.environ["AWS_REGION"], aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+kv = boto3.client("kinesisvideo", endpoint_url=os.environ["KVS_ENDPOINT"], **kw)
+url = kv.get_data_endpoint(StreamName=sys.argv[1], APIName="{api}")["DataEndpoint"]
+am = boto3.client("kinesis-video-archived-media", endpoint_url=url, **kw)
+"#
+    )
+}
+
+/// Runs the boto3 `script` with `args` against `server` and returns what it printed, trimmed;
+/// `None` (the test is skipped) when Python cannot import boto3. `what` names the call in the
+/// failure message.
+pub fn boto3_output(
+    server: &kvs_server::Server,
+    script: &str,
+    args: &[&str],
+    what: &str,
+) -> Option<String> {
+    let py = python_with("boto3")?;
+    let out = aws_env(Command::new(&py).args(["-c", script]).args(args), server)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "boto3 {what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
 /// A plain, unsigned GET of `url` (as a player makes it).
 pub async fn get(ep: &Endpoint, url: &str) -> http::Response<Bytes> {
     let uri: http::Uri = url.parse().unwrap();
