@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -258,14 +258,7 @@ fn dev_credentials_with(data_dir: &Path, fill: Fill) -> Result<LoadedCredentials
         );
         let tmp = data_dir.join(format!("{DEV_FILE}.tmp"));
         let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
+            crate::store::write_private(&tmp, text.as_bytes())?;
             fs::rename(&tmp, &path)?;
             crate::store::sync_dir(data_dir)
         };

@@ -381,14 +381,7 @@ impl Vault {
         fs::create_dir_all(dir)?;
         let path = dir.join(DATA_KEY_FILE);
         let tmp = dir.join(format!("{DATA_KEY_FILE}.tmp"));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        crate::store::write_private(&tmp, text.as_bytes())?;
         // A hard link fails when the name exists: a key in use is never replaced.
         fs::hard_link(&tmp, &path)?;
         fs::remove_file(&tmp)?;

@@ -468,6 +468,20 @@ fn truncate_to(path: &Path, len: u64) -> io::Result<()> {
     f.sync_all()
 }
 
+/// Writes `bytes` to `path` as an owner-only (0600) file, replacing what it held, and fsyncs
+/// it: the first step of publishing a secret by rename or hard link.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 /// Fsyncs a directory so created, renamed or removed entries are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
