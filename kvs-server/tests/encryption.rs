@@ -159,20 +159,7 @@ async fn read_earliest(ep: &Endpoint, name: &str) -> Vec<(Option<u64>, Vec<Vec<u
 }
 
 async fn list(ep: &Endpoint, name: &str) -> Vec<String> {
-    let req = ListFragmentsRequest {
-        stream_name: Some(name.into()),
-        stream_arn: None,
-        max_results: None,
-        next_token: None,
-        fragment_selector: Some(FragmentSelector {
-            fragment_selector_type: TimestampSelectorType::ServerTimestamp,
-            timestamp_range: TimestampRange {
-                start_timestamp: Timestamp::from_millis(0),
-                end_timestamp: Timestamp::from_millis(now_ms() + 3_600_000),
-            },
-        }),
-    };
-    let mut f = call(ep, &req).await.unwrap().fragments;
+    let mut f = list_all_fragments(ep, name).await;
     f.sort_by_key(|f| f.server_timestamp.as_millis());
     f.into_iter().map(|f| f.fragment_number).collect()
 }

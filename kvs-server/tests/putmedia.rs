@@ -655,28 +655,10 @@ async fn pending_fragments_per_connection_are_bounded() {
 
 /// Fragment numbers ListFragments gives for `name`, sorted.
 async fn listed(ep: &Endpoint, name: &str) -> Vec<String> {
-    let list = call(
-        ep,
-        &ListFragmentsRequest {
-            stream_name: Some(name.into()),
-            stream_arn: None,
-            max_results: None,
-            next_token: None,
-            fragment_selector: Some(FragmentSelector {
-                fragment_selector_type: TimestampSelectorType::ServerTimestamp,
-                timestamp_range: TimestampRange {
-                    start_timestamp: Timestamp::from_millis(0),
-                    end_timestamp: Timestamp::from_millis(now_ms() + 60_000),
-                },
-            }),
-        },
-    )
-    .await
-    .unwrap();
-    let mut numbers: Vec<String> = list
-        .fragments
-        .iter()
-        .map(|f| f.fragment_number.clone())
+    let mut numbers: Vec<String> = list_all_fragments(ep, name)
+        .await
+        .into_iter()
+        .map(|f| f.fragment_number)
         .collect();
     numbers.sort();
     numbers

@@ -31,23 +31,6 @@ fn earliest(name: &str) -> GetMediaRequest {
     }
 }
 
-async fn list_all(ep: &Endpoint, name: &str) -> Vec<Fragment> {
-    let req = ListFragmentsRequest {
-        stream_name: Some(name.into()),
-        stream_arn: None,
-        max_results: None,
-        next_token: None,
-        fragment_selector: Some(FragmentSelector {
-            fragment_selector_type: TimestampSelectorType::ServerTimestamp,
-            timestamp_range: TimestampRange {
-                start_timestamp: Timestamp::from_millis(0),
-                end_timestamp: Timestamp::from_millis(now_ms() + 100 * 24 * 3_600_000),
-            },
-        }),
-    };
-    call(ep, &req).await.unwrap().fragments
-}
-
 /// Sends `n` fragments on a new connection, advancing `clock` by `step` after each RECEIVED;
 /// returns (fragment bytes, PERSISTED numbers, whether any PERSISTED came).
 async fn put(
@@ -126,7 +109,7 @@ async fn retention_sweep_drops_expired_fragments_and_segments() {
 
     let (_, old, n) = put(&ep, "ret", &mut producer, 3, 200, &clock, Duration::ZERO).await;
     assert_eq!(n, 3, "every fragment PERSISTED");
-    assert_eq!(list_all(&ep, "ret").await.len(), 3);
+    assert_eq!(list_all_fragments(&ep, "ret").await.len(), 3);
     let sdir = stream_dir(&dir, "ret");
     assert_eq!(segment_files(&sdir).len(), 3);
 
@@ -135,8 +118,8 @@ async fn retention_sweep_drops_expired_fragments_and_segments() {
     let frames_before = producer.sent_frames.len();
     let (_, new, n) = put(&ep, "ret", &mut producer, 2, 200, &clock, Duration::ZERO).await;
     assert_eq!(n, 2);
-    wait_for(async || list_all(&ep, "ret").await.len() == 2).await;
-    let listed: Vec<String> = list_all(&ep, "ret")
+    wait_for(async || list_all_fragments(&ep, "ret").await.len() == 2).await;
+    let listed: Vec<String> = list_all_fragments(&ep, "ret")
         .await
         .into_iter()
         .map(|f| f.fragment_number)
@@ -171,7 +154,7 @@ async fn retention_sweep_drops_expired_fragments_and_segments() {
     server.shutdown().await;
     let (server, _) = start_in_with_clock(dir.clone(), limits(), clock.clone()).await;
     let ep = Endpoint::of(&server);
-    let listed: Vec<String> = list_all(&ep, "ret")
+    let listed: Vec<String> = list_all_fragments(&ep, "ret")
         .await
         .into_iter()
         .map(|f| f.fragment_number)
@@ -249,7 +232,7 @@ async fn retention_zero_buffer_is_bounded_by_time_and_bytes() {
 
     // Five minutes and a bit later, the time bound empties the buffer.
     clock.advance(Duration::from_secs(301));
-    wait_for(async || list_all(&ep, "zero").await.is_empty()).await;
+    wait_for(async || list_all_fragments(&ep, "zero").await.is_empty()).await;
     assert!(read_back(&ep, "zero").await.is_empty());
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

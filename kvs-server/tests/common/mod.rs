@@ -252,6 +252,28 @@ pub async fn call_raw<Op: ApiOperation>(ep: &Endpoint, op: &Op) -> http::Respons
     send(ep, request).await
 }
 
+/// Every fragment ListFragments gives for `name` by server timestamps, from epoch 0 to 100 days
+/// ahead (far enough for tests that move a manual clock), in the service's order.
+pub async fn list_all_fragments(ep: &Endpoint, name: &str) -> Vec<kvs_core::api::Fragment> {
+    use kvs_core::api::{
+        FragmentSelector, ListFragmentsRequest, Timestamp, TimestampRange, TimestampSelectorType,
+    };
+    let req = ListFragmentsRequest {
+        stream_name: Some(name.into()),
+        stream_arn: None,
+        max_results: None,
+        next_token: None,
+        fragment_selector: Some(FragmentSelector {
+            fragment_selector_type: TimestampSelectorType::ServerTimestamp,
+            timestamp_range: TimestampRange {
+                start_timestamp: Timestamp::from_millis(0),
+                end_timestamp: Timestamp::from_millis(now_ms() + 100 * 24 * 3_600_000),
+            },
+        }),
+    };
+    call(ep, &req).await.unwrap().fragments
+}
+
 /// Creates a stream with `retention` hours.
 pub async fn create_stream(ep: &Endpoint, name: &str, retention: i64) {
     let req = kvs_core::api::CreateStreamRequest {
